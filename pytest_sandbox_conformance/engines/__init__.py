@@ -1,0 +1,35 @@
+"""Container engines behind one interface: an in-memory fake and (later) real Docker/Podman.
+
+Engines know nothing about drivers. Import the concrete engines from their modules
+(``engines.fake``, ``engines.docker``) so that importing the interface stays cheap.
+"""
+
+from .base import (
+    ACTIVE_STATES,
+    ALL_STATES,
+    NON_TERMINAL_STATES,
+    TERMINAL_STATES,
+    Container,
+    ContainerSpec,
+    DeviceRequest,
+    Engine,
+    EngineConflict,
+    EngineError,
+    EngineInvalid,
+    EngineNotFound,
+)
+
+__all__ = [
+    "ACTIVE_STATES",
+    "ALL_STATES",
+    "NON_TERMINAL_STATES",
+    "TERMINAL_STATES",
+    "Container",
+    "ContainerSpec",
+    "DeviceRequest",
+    "Engine",
+    "EngineConflict",
+    "EngineError",
+    "EngineInvalid",
+    "EngineNotFound",
+]

@@ -1,0 +1,264 @@
+"""The Engine interface: what a sandbox driver and the suite may do to containers.
+
+One small abstract class, shaped after Docker's API, so that an in-memory fake and a real engine
+(Docker, Podman through its Docker-compatible API) stand behind the same methods, the way httpx
+puts a mock transport and a real one behind ``BaseTransport``.
+
+Callers:
+
+* drivers (the bundled ``reference_driver`` among them) create, start, stop, remove, list and
+  inspect their own containers;
+* the suite acts as *another client* of the same engine (stop, rename, clone, remove) to play a
+  scenario's story.
+
+Every method raises :class:`EngineError` (or a subclass) on failure, never a backend's own
+exception type, so drivers can handle engine failures without importing docker.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+__all__ = [
+    "ACTIVE_STATES",
+    "ALL_STATES",
+    "NON_TERMINAL_STATES",
+    "TERMINAL_STATES",
+    "Container",
+    "ContainerSpec",
+    "DeviceRequest",
+    "Engine",
+    "EngineConflict",
+    "EngineError",
+    "EngineInvalid",
+    "EngineNotFound",
+    "LabelFilter",
+    "valid_container_name",
+]
+
+#: Docker's container states, as ``docker inspect`` reports ``State.Status``.
+ALL_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+#: States in which a container is, or is about to be, running (contract OWN-4: "non-terminal").
+NON_TERMINAL_STATES = frozenset({"created", "running", "restarting"})
+#: States a replacement must not be in to be adopted (contract OWN-7: "terminal").
+TERMINAL_STATES = frozenset({"exited", "dead", "paused", "removing"})
+#: States in which Docker considers the container's process alive (stop/kill act on them).
+ACTIVE_STATES = frozenset({"running", "paused", "restarting"})
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def valid_container_name(name: str) -> bool:
+    """True when Docker would accept ``name`` as a container name."""
+    return bool(_NAME_RE.match(name))
+
+
+class EngineError(Exception):
+    """An engine operation failed. ``status`` is the HTTP-like status the engine answered."""
+
+    status: int = 500
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class EngineNotFound(EngineError):
+    """No such container (Docker answers 404)."""
+
+    status = 404
+
+
+class EngineConflict(EngineError):
+    """The operation conflicts with the container's name or state (Docker answers 409)."""
+
+    status = 409
+
+
+class EngineInvalid(EngineError):
+    """The request itself is invalid, such as a bad container name (Docker answers 400)."""
+
+    status = 400
+
+
+def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """A Docker ``HostConfig.DeviceRequests`` entry.
+
+    ``--gpus all`` is ``DeviceRequest(count=-1, capabilities=(("gpu",),))``; a CDI device is
+    ``DeviceRequest(driver="cdi", device_ids=("nvidia.com/gpu=all",))``.
+    """
+
+    driver: str = ""
+    count: int = 0
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[tuple[str, ...], ...] = ()
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device_ids", tuple(self.device_ids))
+        object.__setattr__(self, "capabilities", tuple(tuple(c) for c in self.capabilities))
+        object.__setattr__(self, "options", _frozen_map(self.options))
+
+    def __hash__(self) -> int:
+        return hash((self.driver, self.count, self.device_ids, self.capabilities,
+                     tuple(sorted(self.options.items()))))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DeviceRequest):
+            return NotImplemented
+        return (self.driver, self.count, self.device_ids, self.capabilities, dict(self.options)) == (
+            other.driver, other.count, other.device_ids, other.capabilities, dict(other.options))
+
+    @property
+    def is_gpu(self) -> bool:
+        """True for a request a GPU tool makes: ``--gpus`` capabilities or an NVIDIA CDI device."""
+        if any("gpu" in caps for caps in self.capabilities):
+            return True
+        return any(d.startswith("nvidia.com/gpu") for d in self.device_ids)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to create: the arguments of ``docker create``/``docker run`` that matter here."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    device_requests: tuple[DeviceRequest, ...] = ()
+    runtime: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_map(self.labels))
+        object.__setattr__(self, "env", _frozen_map(self.env))
+        object.__setattr__(self, "command", tuple(self.command))
+        object.__setattr__(self, "device_requests", tuple(self.device_requests))
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container as ``list`` and ``inspect`` see it (immutable: engines hand out new ones).
+
+    ``name`` has no leading slash. ``created`` is a monotonic creation sequence number (fake) or
+    the creation time in nanoseconds (real engines): only its order matters.
+    """
+
+    id: str
+    name: str
+    image: str
+    state: str
+    labels: Mapping[str, str]
+    created: int
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    device_requests: tuple[DeviceRequest, ...] = ()
+    runtime: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_map(self.labels))
+        object.__setattr__(self, "env", _frozen_map(self.env))
+        object.__setattr__(self, "command", tuple(self.command))
+        object.__setattr__(self, "device_requests", tuple(self.device_requests))
+
+    def __hash__(self) -> int:  # mappings are not hashable; the id identifies a container
+        return hash(self.id)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+#: A label filter: ``{"key": "value"}`` matches that exact value, ``{"key": None}`` matches the
+#: key with any value (Docker's ``label=key=value`` and ``label=key`` filters).
+LabelFilter = Mapping[str, "str | None"]
+
+
+def labels_match(labels: Mapping[str, str], wanted: LabelFilter) -> bool:
+    """Docker's label filter semantics: every wanted key present, and equal where a value is given."""
+    for key, value in wanted.items():
+        if key not in labels:
+            return False
+        if value is not None and labels[key] != value:
+            return False
+    return True
+
+
+class Engine(abc.ABC):
+    """A container engine. Use it as a context manager, or call :meth:`close` when done.
+
+    Semantics follow Docker where a driver could notice them: 64-hex IDs, unique names (creating
+    or renaming onto a taken name raises :class:`EngineConflict`), ``list`` includes stopped
+    containers and returns the newest first unless the engine is told otherwise.
+    """
+
+    #: A short name for reports ("fake", "docker", "podman").
+    name: str = "engine"
+
+    @abc.abstractmethod
+    def create(self, spec: ContainerSpec) -> str:
+        """Create (but do not start) a container; return its ID.
+
+        A real engine never returns an empty ID, but drivers must treat one as an error
+        (contract OWN-1), so the fake can be told to return one.
+        """
+
+    @abc.abstractmethod
+    def start(self, container_id: str) -> None:
+        """Start a container. Starting a running container does nothing (Docker's 304)."""
+
+    @abc.abstractmethod
+    def stop(self, container_id: str, timeout: float = 0) -> None:
+        """Stop a container (it becomes ``exited``). Stopping a stopped one does nothing."""
+
+    @abc.abstractmethod
+    def kill(self, container_id: str) -> None:
+        """Kill a running container; :class:`EngineConflict` if it is not running."""
+
+    @abc.abstractmethod
+    def rename(self, container_id: str, new_name: str) -> None:
+        """Rename a container; :class:`EngineConflict` if ``new_name`` is taken."""
+
+    @abc.abstractmethod
+    def remove(self, container_id: str, force: bool = False) -> None:
+        """Remove a container; a running one only with ``force`` (else :class:`EngineConflict`)."""
+
+    @abc.abstractmethod
+    def list(self, labels: LabelFilter | None = None) -> list[Container]:
+        """All containers (stopped ones included) whose labels match ``labels``, newest first."""
+
+    @abc.abstractmethod
+    def inspect(self, container_id: str) -> Container:
+        """One container by ID (a unique ID prefix or a name also works, as in Docker)."""
+
+    def close(self) -> None:
+        """Release the engine's resources (connections, threads). Idempotent."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Conveniences built on the primitives; engines may override them with faster versions.
+
+    def remove_all(self, ids: Iterable[str], force: bool = True) -> list[str]:
+        """Remove each container, ignoring ones already gone; return the IDs actually removed."""
+        removed = []
+        for cid in ids:
+            try:
+                self.remove(cid, force=force)
+            except EngineNotFound:
+                continue
+            removed.append(cid)
+        return removed

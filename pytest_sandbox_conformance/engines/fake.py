@@ -1,0 +1,285 @@
+"""An in-memory engine with Docker's semantics: deterministic, fast, and steerable.
+
+It behaves like Docker wherever a driver could notice (64-hex IDs, unique names and 409 conflicts,
+the seven states, label filters, stopped containers listed, newest first) and adds the two things
+a schedule must control and a real engine cannot offer on demand:
+
+* **list order**: :attr:`FakeEngine.list_order` sets the default order of ``list`` results and
+  :meth:`FakeEngine.queue_list_orders` sets the order of the next few ``list`` calls;
+* **faults**: :attr:`FakeEngine.faults` arms failures of the next call of an operation (a list
+  that fails, a create that returns an empty ID, a remove that fails).
+
+It also counts calls per operation (:attr:`FakeEngine.calls`) and lets a test run code just before
+an operation (:meth:`FakeEngine.before`), which is how races such as delete-during-create are
+played deterministically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import Counter, deque
+from dataclasses import replace
+from typing import Callable, Iterable, Union
+
+from .base import (
+    ACTIVE_STATES,
+    ALL_STATES,
+    Container,
+    ContainerSpec,
+    Engine,
+    EngineConflict,
+    EngineError,
+    EngineInvalid,
+    EngineNotFound,
+    LabelFilter,
+    labels_match,
+    valid_container_name,
+)
+
+__all__ = ["EMPTY_ID", "FakeEngine", "Faults", "ListOrder"]
+
+#: A list order: a named order or a function from the matching containers (newest first) to the
+#: list to return (it may reorder, but must return the same containers).
+ListOrder = Union[str, Callable[[list[Container]], list[Container]]]
+
+#: Armed with ``faults.arm("create", EMPTY_ID)``: the next create returns "" (and creates nothing).
+EMPTY_ID = "empty-id"
+
+_NAMED_ORDERS = ("newest", "oldest")
+
+
+class Faults:
+    """Failures armed for the next calls of an operation, consumed in order, one per call."""
+
+    def __init__(self) -> None:
+        self._armed: dict[str, deque[object]] = {}
+
+    def arm(self, op: str, fault: object = None, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``op`` fail with ``fault``.
+
+        ``fault`` is an :class:`EngineError` to raise (default: a 500 naming the operation) or,
+        for ``create``, :data:`EMPTY_ID` to return an empty ID.
+        """
+        if fault is None:
+            fault = EngineError(f"injected failure of {op}", status=500)
+        self._armed.setdefault(op, deque()).extend([fault] * times)
+
+    def take(self, op: str) -> object | None:
+        queue = self._armed.get(op)
+        if queue:
+            return queue.popleft()
+        return None
+
+    def pending(self, op: str) -> int:
+        return len(self._armed.get(op, ()))
+
+    def clear(self) -> None:
+        self._armed.clear()
+
+
+class FakeEngine(Engine):
+    """The in-memory engine. ``seed`` makes the generated IDs differ between engines."""
+
+    name = "fake"
+
+    def __init__(self, seed: str = "fake", list_order: ListOrder = "newest") -> None:
+        self._seed = seed
+        self._counter = itertools.count(1)
+        # Insertion order is creation order; list() walks it backwards for newest-first.
+        self._containers: dict[str, Container] = {}
+        self._by_name: dict[str, str] = {}
+        self.list_order: ListOrder = list_order
+        self._queued_orders: deque[ListOrder] = deque()
+        self.faults = Faults()
+        self.calls: Counter[str] = Counter()
+        self._before: dict[str, list[Callable[..., None]]] = {}
+
+    # -- steering ---------------------------------------------------------------------------
+
+    def queue_list_orders(self, *orders: ListOrder) -> None:
+        """Use these orders for the next ``list`` calls, one each, then :attr:`list_order` again."""
+        for order in orders:
+            self._check_order(order)
+        self._queued_orders.extend(orders)
+
+    def before(self, op: str, hook: Callable[..., None], once: bool = True) -> None:
+        """Run ``hook(*args)`` just before the next call of ``op`` (every call if not ``once``)."""
+        if once:
+            original = hook
+
+            def hook(*args: object, _fn=original) -> None:  # type: ignore[misc]
+                self._before[op].remove(hook)
+                _fn(*args)
+
+        self._before.setdefault(op, []).append(hook)
+
+    def set_state(self, container_id: str, state: str) -> None:
+        """Put a container in any Docker state (``dead``, ``paused``, ``removing``, ...).
+
+        A test helper for states an outside client cannot reach on demand; not part of
+        :class:`Engine`.
+        """
+        if state not in ALL_STATES:
+            raise EngineInvalid(f"unknown container state {state!r}")
+        c = self._get(container_id)
+        self._put(replace(c, state=state))
+
+    def snapshot(self) -> list[Container]:
+        """Every container, oldest first (for assertions and timelines; no call is counted)."""
+        return list(self._containers.values())
+
+    # -- Engine -------------------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> str:
+        self._enter("create", spec)
+        fault = self.faults.take("create")
+        if fault == EMPTY_ID:
+            return ""
+        if isinstance(fault, BaseException):
+            raise fault
+        if not valid_container_name(spec.name):
+            raise EngineInvalid(
+                f"Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if spec.name in self._by_name:
+            other = self._by_name[spec.name]
+            raise EngineConflict(
+                f'Conflict. The container name "/{spec.name}" is already in use by container '
+                f'"{other}". You have to remove (or rename) that container to be able to reuse '
+                "that name.")
+        n = next(self._counter)
+        cid = hashlib.sha256(f"{self._seed}:{n}".encode()).hexdigest()
+        container = Container(
+            id=cid, name=spec.name, image=spec.image, state="created", labels=spec.labels,
+            created=n, command=spec.command, env=spec.env, device_requests=spec.device_requests,
+            runtime=spec.runtime)
+        self._containers[cid] = container
+        self._by_name[spec.name] = cid
+        return cid
+
+    def start(self, container_id: str) -> None:
+        self._enter("start", container_id)
+        c = self._get(container_id)
+        if c.state == "paused":
+            raise EngineConflict(f"cannot start a paused container {c.id}, try unpause instead")
+        if c.state == "removing":
+            raise EngineConflict(f"container {c.id} is marked for removal and cannot be started")
+        if c.state == "running":
+            return
+        self._put(replace(c, state="running"))
+
+    def stop(self, container_id: str, timeout: float = 0) -> None:
+        self._enter("stop", container_id)
+        c = self._get(container_id)
+        if c.state in ACTIVE_STATES:
+            self._put(replace(c, state="exited"))
+
+    def kill(self, container_id: str) -> None:
+        self._enter("kill", container_id)
+        c = self._get(container_id)
+        if c.state not in ACTIVE_STATES:
+            raise EngineConflict(f"Cannot kill container: {c.id}: container {c.id} is not running")
+        self._put(replace(c, state="exited"))
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        self._enter("rename", container_id, new_name)
+        c = self._get(container_id)
+        if not valid_container_name(new_name):
+            raise EngineInvalid(
+                f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if new_name == c.name:
+            raise EngineInvalid(
+                f"Renaming a container with the same name as its current name")
+        if new_name in self._by_name:
+            raise EngineConflict(
+                f'Error when allocating new name: Conflict. The container name "/{new_name}" is '
+                f'already in use by container "{self._by_name[new_name]}".')
+        del self._by_name[c.name]
+        self._by_name[new_name] = c.id
+        self._put(replace(c, name=new_name))
+
+    def remove(self, container_id: str, force: bool = False) -> None:
+        self._enter("remove", container_id, force)
+        c = self._get(container_id)
+        if c.state == "removing":
+            raise EngineConflict(f"removal of container {c.id} is already in progress")
+        if c.state in ACTIVE_STATES and not force:
+            raise EngineConflict(
+                f"cannot remove container \"/{c.name}\": container is {c.state}: stop the "
+                "container before removing or force remove")
+        del self._containers[c.id]
+        del self._by_name[c.name]
+
+    def list(self, labels: LabelFilter | None = None) -> list[Container]:
+        self._enter("list", labels)
+        wanted = labels or {}
+        found = [c for c in reversed(self._containers.values())
+                 if not wanted or labels_match(c.labels, wanted)]
+        order = self._queued_orders.popleft() if self._queued_orders else self.list_order
+        return _apply_order(order, found)
+
+    def inspect(self, container_id: str) -> Container:
+        self._enter("inspect", container_id)
+        return self._get(container_id)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _enter(self, op: str, *args: object) -> None:
+        """Count the call, run hooks, raise an armed error (create handles its own faults)."""
+        self.calls[op] += 1
+        for hook in list(self._before.get(op, ())):
+            hook(*args)
+        if op != "create":
+            fault = self.faults.take(op)
+            if fault is not None:
+                raise fault  # type: ignore[misc]
+
+    def _get(self, ref: str) -> Container:
+        c = self._containers.get(ref)
+        if c is not None:
+            return c
+        cid = self._by_name.get(ref.lstrip("/"))
+        if cid is not None:
+            return self._containers[cid]
+        if ref and all(ch in "0123456789abcdef" for ch in ref):
+            matches = [k for k in self._containers if k.startswith(ref)]
+            if len(matches) == 1:
+                return self._containers[matches[0]]
+            if len(matches) > 1:
+                raise EngineNotFound(f"multiple IDs found with provided prefix: {ref}")
+        raise EngineNotFound(f"No such container: {ref}")
+
+    def _put(self, c: Container) -> None:
+        self._containers[c.id] = c
+
+    @staticmethod
+    def _check_order(order: ListOrder) -> None:
+        if isinstance(order, str) and order not in _NAMED_ORDERS:
+            raise ValueError(f"unknown list order {order!r}; use one of {_NAMED_ORDERS} or a function")
+
+
+def _apply_order(order: ListOrder, newest_first: list[Container]) -> list[Container]:
+    if order == "newest":
+        return newest_first
+    if order == "oldest":
+        newest_first.reverse()
+        return newest_first
+    if callable(order):
+        result = list(order(list(newest_first)))
+        if sorted(c.id for c in result) != sorted(c.id for c in newest_first):
+            raise ValueError("a list order function must return the same containers it was given")
+        return result
+    raise ValueError(f"unknown list order {order!r}")
+
+
+def order_first(predicate: Callable[[Container], bool]) -> Callable[[list[Container]], list[Container]]:
+    """A list order that puts the containers matching ``predicate`` first (stable otherwise)."""
+
+    def order(containers: list[Container]) -> list[Container]:
+        return sorted(containers, key=lambda c: 0 if predicate(c) else 1)
+
+    return order
+
+
+def ids_of(containers: Iterable[Container]) -> list[str]:
+    return [c.id for c in containers]

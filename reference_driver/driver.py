@@ -1,0 +1,283 @@
+"""The reference driver: the ownership contract (``docs/contract.md``), executable.
+
+It runs each sandbox as one container on an :class:`~pytest_sandbox_conformance.engines.base.Engine`
+and keeps, per sandbox, a journaled :class:`~.state.Record` of which container is authoritative.
+The three rule sets live beside it, one module each: the decision procedure (``decision.py``), the
+journal (``journal.py``) and the event rules (``events.py``). This module wires them together:
+
+* ``create`` journals a fresh generation, creates the container with its identity labels,
+  journals the returned ID as the authority, and only then reports it (OWN-1);
+* ``observe`` is one poll: one list call for the whole namespace, then the decision procedure per
+  tracked sandbox; a changed record is persisted before it is used (OWN-15), an unchanged one
+  writes nothing;
+* ``delete`` removes every exact match and forgets the journal (OWN-14); it is the only source
+  of Deleted events (OWN-10);
+* a new driver over the same state folder restores everything from the journal (OWN-9).
+
+Thread safety: every public method holds one re-entrant lock, so a delete from another thread
+waits for a create in progress and then removes what it made.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable
+
+from pytest_sandbox_conformance.api import (
+    Condition,
+    DeletedEvent,
+    SandboxSpec,
+    Snapshot,
+)
+from pytest_sandbox_conformance.engines.base import (
+    Container,
+    ContainerSpec,
+    DeviceRequest,
+    Engine,
+    EngineError,
+)
+
+from .decision import Decision, Notice, decide, ready_for_state, resolve_stored_instance
+from .events import EventHub, Watcher
+from .journal import Journal, JournalWriteError
+from .naming import LabelKeys, canonical_name
+from .state import Record
+
+__all__ = ["DriverError", "ReferenceDriver", "SandboxExists"]
+
+DEFAULT_IMAGE = "sbx-busybox:local"
+DEFAULT_COMMAND = ("sleep", "2147483647")
+#: The device request the driver makes for a GPU sandbox (OpenShell's Docker driver uses CDI).
+GPU_REQUEST = DeviceRequest(driver="cdi", device_ids=("nvidia.com/gpu=all",))
+
+
+class DriverError(Exception):
+    """A driver operation failed; nothing it started is left behind."""
+
+
+class SandboxExists(DriverError):
+    """Create with an id the driver already tracks (gRPC's ALREADY_EXISTS)."""
+
+
+class ReferenceDriver:
+    """The contract's reference implementation. See the module docstring."""
+
+    driver_name = "reference"
+    driver_version = "1"
+    #: What it offers the suite (scenarios that need more are skipped).
+    capabilities = frozenset({"restart", "gpu", "journal", "list-order", "faults"})
+
+    def __init__(self, engine: Engine, state_dir: str | Path, *, namespace: str = "default",
+                 image: str = DEFAULT_IMAGE, command: Iterable[str] = DEFAULT_COMMAND,
+                 labels: LabelKeys | None = None) -> None:
+        self.engine = engine
+        self.state_dir = Path(state_dir)
+        self.namespace = namespace
+        self.image = image
+        self.command = tuple(command)
+        self.labels = labels or LabelKeys()
+        self.journal = Journal(self.state_dir, namespace)
+        self._lock = threading.RLock()
+        self._hub = EventHub()
+        self._records: dict[str, Record] = {}
+        self._snapshots: dict[str, Snapshot] = {}
+        self._creating: set[str] = set()
+        self._cancelled: set[str] = set()
+        for record in self.journal.load_all():  # start-up restoration (OWN-9)
+            self._records[record.sandbox_id] = record
+
+    def restart(self) -> "ReferenceDriver":
+        """A new driver object over the same engine and state folder, as after a process restart."""
+        return type(self)(self.engine, self.state_dir, namespace=self.namespace, image=self.image,
+                          command=self.command, labels=self.labels)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def snapshot(self, sandbox_id: str) -> Snapshot | None:
+        """The last snapshot of a sandbox (``None`` before its first create or observation)."""
+        return self._snapshots.get(sandbox_id)
+
+    def snapshots(self) -> list[Snapshot]:
+        return [self._snapshots[k] for k in sorted(self._snapshots)]
+
+    def record(self, sandbox_id: str) -> Record | None:
+        """The ownership record held in memory (what the journal says, once persisted)."""
+        return self._records.get(sandbox_id)
+
+    def tracked(self) -> list[str]:
+        return sorted(self._records)
+
+    def watch(self) -> Watcher:
+        """Subscribe to events: current snapshots first, then (first watcher only) the backlog."""
+        with self._lock:
+            return self._hub.watch(self.snapshots)
+
+    # -- create --------------------------------------------------------------------------------
+
+    def create(self, spec: SandboxSpec) -> Snapshot:
+        """Create and start the sandbox's container (OWN-1). Raises :class:`DriverError`."""
+        with self._lock:
+            if spec.id in self._records:
+                raise SandboxExists(f"sandbox {spec.id!r} already exists")
+            generation = str(uuid.uuid4())
+            record = Record(spec.id, spec.name, self.namespace, authority=None,
+                            generation=generation)
+            self._persist_or_raise(record, "cannot journal the new sandbox")
+            self._records[spec.id] = record
+            self._creating.add(spec.id)
+            try:
+                return self._create_container(spec, record)
+            except BaseException:
+                self._discard(spec.id, generation)
+                raise
+            finally:
+                self._creating.discard(spec.id)
+                self._cancelled.discard(spec.id)
+
+    def _create_container(self, spec: SandboxSpec, record: Record) -> Snapshot:
+        labels = dict(spec.labels)
+        labels.update(self.labels.identity(self.namespace, spec.id, spec.name))
+        labels[self.labels.generation] = record.generation  # type: ignore[assignment]
+        container = ContainerSpec(
+            name=canonical_name(spec.name, spec.id), image=spec.image or self.image,
+            labels=labels, command=spec.command or self.command, env=spec.env,
+            device_requests=(GPU_REQUEST,) if spec.gpu else ())
+        try:
+            cid = self.engine.create(container)
+        except EngineError as exc:
+            raise DriverError(f"engine refused to create {container.name}: {exc}") from exc
+        if not cid:
+            raise DriverError("the engine returned an empty container ID; the sandbox is not "
+                              "created (OWN-1)")
+        if spec.id in self._cancelled:
+            raise DriverError(f"sandbox {spec.id!r} was deleted while it was being created")
+        owned = replace(record, authority=cid)
+        self._persist_or_raise(owned, "cannot journal the new container")
+        self._records[spec.id] = owned
+        try:
+            self.engine.start(cid)
+            ready = ready_for_state(self.engine.inspect(cid))
+        except EngineError as exc:
+            ready = Condition("False", "ContainerStartFailed", f"cannot start {cid[:12]}: {exc}")
+        snap = Snapshot(spec.id, spec.name, self.namespace, cid, ready)
+        self._snapshots[spec.id] = snap
+        self._hub.snapshot(snap)
+        return snap
+
+    def _discard(self, sandbox_id: str, generation: str) -> None:
+        """Undo a failed create: remove whatever carries its generation, forget its journal."""
+        try:
+            made = self.engine.list({self.labels.generation: generation})
+            self.engine.remove_all((c.id for c in made), force=True)
+        except EngineError:
+            pass  # the next observation reports what is left as unowned (OWN-18)
+        self._records.pop(sandbox_id, None)
+        self._snapshots.pop(sandbox_id, None)
+        try:
+            self.journal.forget(sandbox_id)
+        except JournalWriteError:
+            pass
+
+    def _persist_or_raise(self, record: Record, what: str) -> None:
+        try:
+            self.journal.write(record)
+        except JournalWriteError as exc:
+            raise DriverError(f"{what}: {exc} (ContainerOwnershipPersistFailed)") from exc
+
+    # -- delete --------------------------------------------------------------------------------
+
+    def delete(self, sandbox_id: str, name: str | None = None) -> bool:
+        """Stop and remove every exact match, forget the journal (OWN-14). True iff removed any.
+
+        ``name`` defaults to the tracked record's name. A delete during a create of the same
+        sandbox makes that create undo itself.
+        """
+        with self._lock:
+            record = self._records.get(sandbox_id)
+            if name is None:
+                name = record.name if record is not None else ""
+            if sandbox_id in self._creating:
+                self._cancelled.add(sandbox_id)
+            matches = self.engine.list(self.labels.identity(self.namespace, sandbox_id, name))
+            removed = []
+            for c in matches:
+                if c.labels.get(self.labels.managed_by) != self.labels.managed_by_value:
+                    continue
+                try:
+                    self.engine.stop(c.id)
+                except EngineError:
+                    pass
+                removed.extend(self.engine.remove_all([c.id], force=True))
+            if record is not None or removed:
+                self.journal.forget(sandbox_id)
+                self._records.pop(sandbox_id, None)
+                self._snapshots.pop(sandbox_id, None)
+                self._hub.forget(sandbox_id)
+                self._hub.emit(DeletedEvent(sandbox_id))
+            return bool(removed)
+
+    # -- observe -------------------------------------------------------------------------------
+
+    def observe(self) -> None:
+        """One poll: list the namespace once, resolve every tracked sandbox, report changes."""
+        with self._lock:
+            keys = self.labels
+            listed = self.engine.list({keys.managed_by: keys.managed_by_value,
+                                       keys.namespace: self.namespace})
+            by_sandbox: dict[str, list[Container]] = {}
+            for c in listed:
+                by_sandbox.setdefault(c.labels.get(keys.sandbox_id, ""), []).append(c)
+            for sandbox_id, record in list(self._records.items()):
+                group = by_sandbox.get(sandbox_id, ())
+                candidates = [c for c in group if c.labels.get(keys.sandbox_name) == record.name]
+                self._resolve(record, candidates)
+            unowned = sorted(c.id for sid, group in by_sandbox.items()
+                             if sid not in self._records for c in group)
+            notices = []
+            if unowned:
+                notices.append(Notice(
+                    "unowned:" + ",".join(unowned), "UnownedSandboxContainersIgnored",
+                    f"{len(unowned)} container(s) carry this driver's labels but belong to no "
+                    "tracked sandbox; ignored", {"container_ids": ",".join(unowned)}))
+            self._hub.notices("", notices)
+
+    def _resolve(self, record: Record, candidates: list[Container]) -> None:
+        canonical = canonical_name(record.name, record.sandbox_id)
+        decision: Decision = decide(record, candidates, canonical, self.labels.generation)
+        instance_id, ready, notices = decision.instance_id, decision.ready, decision.notices
+        if decision.record != record:
+            try:
+                self.journal.write(decision.record)  # persisted before memory changes (OWN-15)
+            except JournalWriteError as exc:
+                message = f"cannot persist the ownership journal; nothing adopted: {exc}"
+                instance_id = record.authority
+                ready = Condition("False", "ContainerOwnershipPersistFailed", message)
+                notices = (Notice(f"persist-failed:{decision.outcome}",
+                                  "ContainerOwnershipPersistFailed", message,
+                                  {"authoritative_instance_id": record.authority or ""}),)
+            else:
+                self._records[record.sandbox_id] = decision.record
+        snap = Snapshot(record.sandbox_id, record.name, self.namespace, instance_id, ready)
+        self._snapshots[record.sandbox_id] = snap
+        self._hub.notices(record.sandbox_id, notices)
+        self._hub.snapshot(snap)
+
+    # -- gateway reconciliation ------------------------------------------------------------------
+
+    def reconcile_instance(self, sandbox_id: str, stored_instance_id: str | None) -> str | None:
+        """OWN-9: the instance ID the gateway should hold, given the one it stored.
+
+        The journal wins when the stored ID is its authority or a retired ID; otherwise ``None``
+        (the two cannot be reconciled; the gateway must not trust either).
+        """
+        with self._lock:
+            record = self._records.get(sandbox_id)
+            if record is None or record.untrusted:
+                return None
+            return resolve_stored_instance(record, stored_instance_id)
+
+    def close(self) -> None:
+        """Nothing to release: engines belong to whoever made them."""
