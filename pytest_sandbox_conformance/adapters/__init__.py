@@ -1,0 +1,23 @@
+"""Driver adapters: the interface every driver is tested through, and the bundled ones."""
+
+from .base import (
+    ADAPTER_CAPABILITIES,
+    ENTRY_POINT_GROUP,
+    AdapterLoadError,
+    DriverAdapter,
+    DriverContext,
+    DriverFactory,
+    check_adapter,
+    load_factory,
+)
+
+__all__ = [
+    "ADAPTER_CAPABILITIES",
+    "ENTRY_POINT_GROUP",
+    "AdapterLoadError",
+    "DriverAdapter",
+    "DriverContext",
+    "DriverFactory",
+    "check_adapter",
+    "load_factory",
+]

@@ -1,0 +1,118 @@
+"""The adapter for the bundled reference driver, and for Python drivers built like it.
+
+``ReferenceAdapter(ctx, driver_cls=...)`` wraps any class with the reference driver's Python
+interface (``create``, ``delete``, ``observe``, ``snapshot``, ``watch``, ``restart`` and a
+``journal`` with a ``crash_hook``), which is how the project's deliberately broken drivers are
+tested (``tests/broken_drivers.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from reference_driver import ReferenceDriver
+from reference_driver.journal import Journal
+
+from ..api import Event, SandboxSpec, Snapshot
+from .base import DriverAdapter, DriverContext
+
+__all__ = ["ReferenceAdapter", "SimulatedCrash", "factory"]
+
+
+class SimulatedCrash(BaseException):
+    """Raised inside a journal write to simulate the driver process dying at that point."""
+
+
+class ReferenceAdapter(DriverAdapter):
+    name = "reference"
+    capabilities = frozenset({"restart", "journal-faults", "gpu"})
+
+    def __init__(self, ctx: DriverContext, driver_cls: Callable[..., ReferenceDriver] = ReferenceDriver,
+                 name: str | None = None) -> None:
+        self.ctx = ctx
+        self._cls = driver_cls
+        if name:
+            self.name = name
+        self.driver = driver_cls(ctx.engine, ctx.state_dir, namespace=ctx.namespace,
+                                 image=ctx.image)
+        self.version = getattr(self.driver, "driver_version", "")
+        self.labels = self.driver.labels
+        self._watcher = self.driver.watch()
+        self._pending: list[Event] = []
+        self._fail_writes = 0
+        self._crash_at: str | None = None
+        #: Set when a simulated crash happened (the runner puts it on the timeline).
+        self.crashed: str | None = None
+        self._install_hook()
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def _install_hook(self) -> None:
+        journal = getattr(self.driver, "journal", None)
+        if journal is None:
+            return
+
+        def hook(step: str) -> None:
+            if self._fail_writes and step == "open-temp":
+                self._fail_writes -= 1
+                raise OSError(28, "No space left on device (injected)")
+            if self._crash_at == step:
+                self._crash_at = None
+                raise SimulatedCrash(step)
+
+        journal.crash_hook = hook
+
+    def journal_fault(self, kind: str, sandbox_id: str | None, at: str | None,
+                      times: int) -> None:
+        if kind == "write-fail":
+            self._fail_writes += times
+        elif kind == "crash":
+            self._crash_at = at
+        elif kind == "corrupt":
+            path = Journal(self.ctx.state_dir, self.ctx.namespace).path_for(sandbox_id or "")
+            with open(path, "wb") as f:
+                f.write(b'{"version": 1, "sandbox_id": ')  # torn JSON
+                os.fsync(f.fileno())
+        else:
+            raise ValueError(f"unknown journal fault {kind!r}")
+
+    # -- the six operations ------------------------------------------------------------------
+
+    def create(self, spec: SandboxSpec) -> Snapshot | None:
+        return self._guard(lambda: self.driver.create(spec))
+
+    def delete(self, sandbox_id: str, name: str) -> bool:
+        return bool(self._guard(lambda: self.driver.delete(sandbox_id, name)))
+
+    def observe(self) -> None:
+        self._guard(self.driver.observe)
+
+    def snapshot(self, sandbox_id: str) -> Snapshot | None:
+        return self.driver.snapshot(sandbox_id)
+
+    def events(self) -> list[Event]:
+        events = self._pending + self._watcher.drain()
+        self._pending = []
+        return events
+
+    def restart(self) -> None:
+        self._pending.extend(self._watcher.drain())
+        self._watcher.close()
+        self.driver = self.driver.restart()
+        self._watcher = self.driver.watch()
+        self._install_hook()
+
+    def _guard(self, op: Callable[[], object]) -> object:
+        """Run ``op``; a simulated crash kills the driver, which then restarts (a supervisor)."""
+        try:
+            return op()
+        except SimulatedCrash as crash:
+            self.crashed = str(crash)
+            self.restart()
+            return None
+
+
+def factory(ctx: DriverContext) -> ReferenceAdapter:
+    """The ``reference`` entry point."""
+    return ReferenceAdapter(ctx)

@@ -1,0 +1,299 @@
+"""Checks: the invariants and expectations, each naming the requirement(s) it enforces.
+
+A check is a function decorated with :func:`check`, which attaches a frozen :class:`CheckSpec`
+(name, requirements, when it runs) and registers it; a misdeclared check (unknown ``when``, a
+malformed requirement ID, a duplicate name) fails at import, as Hypothesis rejects a misdeclared
+rule. The runner calls every check registered for a moment (``observation``: after each
+observation; ``step``: after each story step; ``final``: after the settle phase) with a read-only
+:class:`View` of the run, and stops at the first failure. Pure: no pytest, no engine.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+from .api import Snapshot, phase_of, CONFLICT_REASONS, PENDING_REASONS
+from .engines.base import Container
+from .gateway import Gateway
+from .oracle import Expected
+from .scenario.model import Expect, Scenario
+
+__all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "REGISTRY"]
+
+WHEN = ("observation", "step", "final")
+_REQ = re.compile(r"^OWN-([1-9]|1[0-9]|20)$")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A broken requirement: which check saw it, which OWN-n it breaks, and what it saw."""
+
+    check: str
+    requirements: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{', '.join(self.requirements)}] {self.check}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    when: str
+    requirements: tuple[str, ...]
+    doc: str
+    fn: Callable[["View"], Iterable[Failure]]
+
+
+REGISTRY: dict[str, CheckSpec] = {}
+
+
+def check(name: str, *, when: str, requirements: Sequence[str] = ()):
+    """Register a check. ``requirements`` are the OWN-n it always enforces (some add more)."""
+    if when not in WHEN:
+        raise ValueError(f"check {name!r}: when={when!r} is not one of {WHEN}")
+    for r in requirements:
+        if not _REQ.match(r):
+            raise ValueError(f"check {name!r}: {r!r} is not a requirement ID (OWN-1..OWN-20)")
+    if name in REGISTRY:
+        raise ValueError(f"check {name!r} is declared twice")
+
+    def decorate(fn: Callable[["View"], Iterable[Failure]]):
+        if not fn.__doc__:
+            raise ValueError(f"check {name!r} needs a docstring: it is printed in docs/checks")
+        REGISTRY[name] = CheckSpec(name, when, tuple(requirements), fn.__doc__.strip(), fn)
+        return fn
+
+    return decorate
+
+
+def checks_for(when: str) -> list[CheckSpec]:
+    return [c for c in REGISTRY.values() if c.when == when]
+
+
+@dataclass
+class View:
+    """What checks may look at. Filled in by the runner; checks only read it."""
+
+    scenario: Scenario
+    expect: Expect
+    gateway: Gateway
+    #: Container binding name -> container ID, and back.
+    bindings: Mapping[str, str]
+    #: sandbox key -> sandbox ID.
+    sandbox_ids: Mapping[str, str]
+    #: The oracle's expectations for the observation just made (observation checks).
+    expected: Mapping[str, Expected] = field(default_factory=dict)
+    #: The driver's snapshots, by sandbox ID, right after that observation.
+    snapshots: Mapping[str, Snapshot | None] = field(default_factory=dict)
+    #: Containers the engine holds in the run's namespace (step and final checks).
+    containers: Sequence[Container] = ()
+    #: Set by a delete step: (sandbox key, what delete returned, whether anything matched).
+    deleted: tuple[str, bool, bool] | None = None
+    #: Final: the snapshots after each of the settle observations.
+    settle: Sequence[Mapping[str, Snapshot | None]] = ()
+    #: Final: per Warning reason, (fewest, most) a conforming driver may have emitted.
+    warning_bounds: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    #: Sandboxes deleted on request during the run (keys).
+    deleted_keys: Sequence[str] = ()
+    identity_matches: Callable[[str], list[Container]] = lambda key: []
+
+    def name_of(self, container_id: str | None) -> str:
+        if container_id is None:
+            return "none"
+        for name, cid in self.bindings.items():
+            if cid == container_id:
+                return f"{name} ({container_id[:12]})"
+        return container_id[:12] or "''"
+
+
+# -- after every observation ---------------------------------------------------------------------
+
+
+@check("instance-matches-contract", when="observation")
+def _instance(view: View) -> Iterable[Failure]:
+    """The snapshot names the container the contract makes authoritative, no other (OWN-2..8, 13)."""
+    for sid, exp in sorted(view.expected.items()):
+        snap = view.snapshots.get(sid)
+        got = snap.instance_id if snap is not None else None
+        if snap is None:
+            yield Failure("instance-matches-contract", exp.requirements,
+                          f"sandbox {sid}: the driver reports no snapshot; expected instance "
+                          f"{view.name_of(exp.instance_id)} ({exp.outcome})")
+        elif got != exp.instance_id:
+            yield Failure("instance-matches-contract", exp.requirements,
+                          f"sandbox {sid}: the driver reports instance {view.name_of(got)}; the "
+                          f"contract says {view.name_of(exp.instance_id)} ({exp.outcome})")
+
+
+@check("readiness-matches-contract", when="observation")
+def _readiness(view: View) -> Iterable[Failure]:
+    """Ready status and phase match; pending and conflict states carry the contract's reason."""
+    for sid, exp in sorted(view.expected.items()):
+        snap = view.snapshots.get(sid)
+        if snap is None:
+            continue
+        want, got = exp.ready, snap.ready
+        reqs = exp.requirements
+        if got.ready and not want.ready and (want.reason in PENDING_REASONS
+                                             or want.reason in CONFLICT_REASONS):
+            reqs = tuple(dict.fromkeys(("OWN-12",) + reqs))
+        if phase_of(got) != phase_of(want) or got.status != want.status:
+            yield Failure("readiness-matches-contract", reqs,
+                          f"sandbox {sid}: the driver reports Ready={got.status} "
+                          f"{got.reason!r} (phase {phase_of(got)}); the contract says "
+                          f"Ready={want.status} {want.reason!r} (phase {phase_of(want)})")
+        elif (want.reason in PENDING_REASONS or want.reason in CONFLICT_REASONS
+              or want.reason == "ContainerOwnershipPersistFailed") and got.reason != want.reason:
+            yield Failure("readiness-matches-contract", reqs,
+                          f"sandbox {sid}: reason {got.reason!r}; the contract says "
+                          f"{want.reason!r}")
+
+
+@check("gateway-invariants", when="observation", requirements=("OWN-10", "OWN-11", "OWN-12"))
+def _gateway_obs(view: View) -> Iterable[Failure]:
+    """No Deleted without a delete request, durable state kept, no Ready while unresolved."""
+    yield from _gateway_failures(view)
+
+
+@check("gateway-invariants-after-step", when="step", requirements=("OWN-10", "OWN-11", "OWN-12"))
+def _gateway_step(view: View) -> Iterable[Failure]:
+    """The same invariants after every story step (a driver may report outside observations)."""
+    yield from _gateway_failures(view)
+
+
+def _gateway_failures(view: View) -> Iterable[Failure]:
+    for v in view.gateway.violations:
+        yield Failure("gateway-invariants", (v.requirement,), str(v))
+    for v in view.gateway.durable_violations():
+        yield Failure("gateway-invariants", ("OWN-11",), str(v))
+
+
+# -- after a delete step -------------------------------------------------------------------------
+
+
+@check("delete-removes-every-exact-match", when="step", requirements=("OWN-14",))
+def _delete(view: View) -> Iterable[Failure]:
+    """After a delete, no container with the sandbox's exact identity labels is left, and the
+    delete said ``deleted=true`` iff it removed something."""
+    if view.deleted is None:
+        return
+    key, returned, had_any = view.deleted
+    left = view.identity_matches(key)
+    if left:
+        yield Failure("delete-removes-every-exact-match", ("OWN-14",),
+                      f"sandbox {key}: after delete, {len(left)} container(s) with its identity "
+                      f"labels remain: {', '.join(view.name_of(c.id) for c in left)}")
+    if returned != had_any:
+        yield Failure("delete-removes-every-exact-match", ("OWN-14",),
+                      f"sandbox {key}: delete returned deleted={returned} but "
+                      f"{'containers were' if had_any else 'nothing was'} there to remove")
+
+
+# -- after the settle phase ----------------------------------------------------------------------
+
+
+@check("converges", when="final", requirements=("OWN-20",))
+def _converges(view: View) -> Iterable[Failure]:
+    """Quiet observations at the end change nothing: the driver has converged."""
+    if len(view.settle) >= 2 and view.settle[-1] != view.settle[-2]:
+        before, after = view.settle[-2], view.settle[-1]
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        yield Failure("converges", ("OWN-20",),
+                      f"the snapshot of {', '.join(changed)} still changes between two quiet "
+                      "observations")
+
+
+@check("final-expectations", when="final")
+def _final(view: View) -> Iterable[Failure]:
+    """The scenario's ``expect``: instances, phases, reasons, tracked sandboxes, containers."""
+    reqs = view.scenario.requirements
+    for key, e in sorted(view.expect.sandboxes.items()):
+        sid = view.sandbox_ids[key]
+        snap = view.settle[-1].get(sid) if view.settle else None
+        if e.tracked is not None and (snap is not None) != e.tracked:
+            yield Failure("final-expectations", reqs,
+                          f"sandbox {key}: expected {'tracked' if e.tracked else 'not tracked'}, "
+                          f"the driver {'tracks' if snap is not None else 'does not track'} it")
+            continue
+        if snap is None:
+            if e.instance_given or e.phase or e.reason:
+                yield Failure("final-expectations", reqs, f"sandbox {key}: no snapshot at the end")
+            continue
+        if e.instance_given:
+            want = view.bindings.get(e.instance) if e.instance else None
+            if snap.instance_id != want:
+                yield Failure("final-expectations", reqs,
+                              f"sandbox {key}: instance {view.name_of(snap.instance_id)}, "
+                              f"expected {e.instance or 'none'}")
+        if e.phase and phase_of(snap.ready) != e.phase:
+            yield Failure("final-expectations", reqs,
+                          f"sandbox {key}: phase {phase_of(snap.ready)} ({snap.reason}), "
+                          f"expected {e.phase}")
+        if e.reason and snap.reason != e.reason:
+            yield Failure("final-expectations", reqs,
+                          f"sandbox {key}: reason {snap.reason!r}, expected {e.reason!r}")
+    if view.expect.containers is not None:
+        present = {c.id for c in view.containers}
+        bound_present = sorted(n for n, cid in view.bindings.items() if cid in present)
+        if bound_present != sorted(view.expect.containers):
+            yield Failure("final-expectations", reqs,
+                          f"containers at the end: {bound_present}, expected "
+                          f"{sorted(view.expect.containers)}")
+
+
+@check("warnings-deduplicated", when="final", requirements=("OWN-17",))
+def _warnings(view: View) -> Iterable[Failure]:
+    """One Warning per distinct condition: as many as the contract's conditions, no more."""
+    got: dict[str, int] = {}
+    for w in view.gateway.warnings():
+        got[w.reason] = got.get(w.reason, 0) + 1
+    for reason in sorted(set(got) | set(view.warning_bounds)):
+        lo, hi = view.warning_bounds.get(reason, (0, 0))
+        n = got.get(reason, 0)
+        if n > hi:
+            yield Failure("warnings-deduplicated", ("OWN-17",),
+                          f"{n} Warning(s) {reason}; the conditions behind them arose {hi} "
+                          "time(s): warnings must be deduplicated")
+        elif n < lo:
+            yield Failure("warnings-deduplicated", ("OWN-17",) + _warning_requirement(reason),
+                          f"{n} Warning(s) {reason}; the contract asks for {lo}")
+    for reason, count in sorted(view.expect.warnings.items()):
+        n = got.get(reason, 0)
+        if not count.accepts(n):
+            yield Failure("warnings-deduplicated", view.scenario.requirements,
+                          f"{n} Warning(s) {reason}; the scenario expects {count}")
+
+
+_WARNING_REQUIREMENT = {
+    "ContainerIdentityConflict": "OWN-3",
+    "ContainerInstanceMissing": "OWN-6",
+    "ContainerOwnershipPersistFailed": "OWN-15",
+    "ContainerOwnershipUnresolved": "OWN-7",
+    "ContainerReplacementPending": "OWN-7",
+    "SandboxInstanceReplaced": "OWN-4",
+    "SandboxInstanceRollback": "OWN-13",
+    "SandboxReplacementIntentInvalidated": "OWN-8",
+    "SandboxReplacementIntentRecorded": "OWN-4",
+    "UnownedSandboxContainersIgnored": "OWN-18",
+}
+
+
+def _warning_requirement(reason: str) -> tuple[str, ...]:
+    r = _WARNING_REQUIREMENT.get(reason)
+    return (r,) if r else ()
+
+
+@check("deleted-only-on-request", when="final", requirements=("OWN-10", "OWN-14"))
+def _deleted(view: View) -> Iterable[Failure]:
+    """Deleted events exactly for the sandboxes the story deleted."""
+    from .api import DeletedEvent
+
+    got = sorted({e.sandbox_id for e in view.gateway.events if isinstance(e, DeletedEvent)})
+    want = sorted(view.sandbox_ids[k] for k in view.deleted_keys)
+    missing = sorted(set(want) - set(got))
+    if missing:
+        yield Failure("deleted-only-on-request", ("OWN-14",),
+                      f"no Deleted event for deleted sandbox(es) {', '.join(missing)}")

@@ -1,0 +1,159 @@
+"""The plugin's options: one table gives every ``--sandbox-*`` flag and its ini twin.
+
+Resolution order for each option: command line, then ini, then default (as Tavern's
+``get_option_generic``). Values are validated once, eagerly, in ``pytest_configure``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve"]
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str          # "driver" -> --sandbox-driver, ini sandbox_driver
+    help: str
+    default: Any = None
+    kind: str = "string"   # string | bool | list
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--sandbox-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "sandbox_" + self.name
+
+    @property
+    def dest(self) -> str:
+        return "sandbox_" + self.name
+
+
+OPTIONS = (
+    Option("driver", "driver to test: a registered name (default 'reference') or module:factory. "
+           "Giving it (here or as ini sandbox_driver) turns the conformance suite on.",
+           metavar="NAME|MODULE:FACTORY"),
+    Option("engine", "container engine: 'fake' (in-memory, default)", "fake", metavar="ENGINE"),
+    Option("scenarios", "extra folder of scenario files (repeatable)", [], "list", "DIR"),
+    Option("no_builtin", "do not run the bundled scenario catalog", False, "bool"),
+    Option("schedules", "which schedules to explore: pinned (default), exhaustive, or "
+           "random:N[:SEED]", "pinned", metavar="MODE"),
+    Option("schedule", "replay exactly one schedule, SCENARIO@SCHEDULE_ID as a failure prints it",
+           metavar="SCENARIO@ID"),
+    Option("report", "write the JSON conformance report to PATH", metavar="PATH"),
+    Option("image", "image the driver runs sandboxes from", "sbx-busybox:local", metavar="REF"),
+    Option("driver_option", "KEY=VALUE passed to the driver factory (repeatable)", [], "list",
+           "KEY=VALUE"),
+    Option("state_dir", "folder for drivers' durable state (default: a temporary folder)",
+           metavar="DIR"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sandbox", "sandbox driver conformance (pytest-sandbox-conformance)")
+    for opt in OPTIONS:
+        if opt.kind == "bool":
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest,
+                            help=opt.help)
+            parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
+        elif opt.kind == "list":
+            group.addoption(opt.flag, action="append", default=None, dest=opt.dest,
+                            metavar=opt.metavar, help=opt.help)
+            parser.addini(opt.ini, opt.help, type="linelist", default=[])
+        else:
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest,
+                            metavar=opt.metavar, help=opt.help)
+            parser.addini(opt.ini, opt.help, type="string", default=opt.default)
+
+
+def resolve(config: pytest.Config, opt: Option) -> Any:
+    """Command line, then ini, then the default."""
+    value = config.getoption(opt.dest)
+    if value is not None:
+        return value
+    ini = config.getini(opt.ini)
+    if opt.kind == "list":
+        return list(ini) if ini else list(opt.default)
+    if opt.kind == "bool":
+        return bool(ini)
+    return ini if ini not in (None, "") else opt.default
+
+
+_RANDOM = re.compile(r"^random:(\d+)(?::(\d+))?$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated options of a session."""
+
+    active: bool
+    driver: str
+    engine: str
+    scenario_dirs: tuple[Path, ...]
+    builtin: bool
+    mode: str                 # pinned | exhaustive | random
+    random_n: int
+    random_seed: int
+    replay: tuple[str, str] | None
+    report: Path | None
+    image: str
+    driver_options: dict[str, str]
+    state_dir: Path | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "Settings":
+        get = {o.name: resolve(config, o) for o in OPTIONS}
+        active = (config.getoption("sandbox_driver") is not None
+                  or bool(config.getini("sandbox_driver"))
+                  or config.getoption("sandbox_schedule") is not None)
+        mode_text = get["schedules"]
+        n = seed = 0
+        if mode_text in ("pinned", "exhaustive"):
+            mode = mode_text
+        else:
+            m = _RANDOM.match(mode_text)
+            if not m:
+                raise pytest.UsageError(
+                    f"--sandbox-schedules={mode_text}: use pinned, exhaustive or random:N[:SEED]")
+            mode, n, seed = "random", int(m.group(1)), int(m.group(2) or 0)
+            if n < 1:
+                raise pytest.UsageError("--sandbox-schedules=random:N needs N >= 1")
+        replay = None
+        if get["schedule"]:
+            scenario, sep, sched = get["schedule"].partition("@")
+            if not sep or not scenario or not sched:
+                raise pytest.UsageError(f"--sandbox-schedule={get['schedule']}: use "
+                                        "SCENARIO@SCHEDULE_ID, as a failure prints it")
+            replay = (scenario, sched)
+        if get["engine"] not in ("fake",):
+            raise pytest.UsageError(
+                f"--sandbox-engine={get['engine']}: unknown engine; available: fake")
+        options = {}
+        for item in get["driver_option"]:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise pytest.UsageError(f"--sandbox-driver-option={item}: use KEY=VALUE")
+            options[key] = value
+        dirs = []
+        for d in get["scenarios"]:
+            p = Path(d)
+            if not p.is_absolute():
+                p = (config.invocation_params.dir / p)
+            if not p.is_dir():
+                raise pytest.UsageError(f"--sandbox-scenarios={d}: no such folder")
+            dirs.append(p.resolve())
+        return cls(
+            active=active, driver=get["driver"] or "reference", engine=get["engine"],
+            scenario_dirs=tuple(dirs), builtin=not get["no_builtin"], mode=mode, random_n=n,
+            random_seed=seed, replay=replay,
+            report=Path(get["report"]) if get["report"] else None, image=get["image"],
+            driver_options=options,
+            state_dir=Path(get["state_dir"]) if get["state_dir"] else None)

@@ -1,0 +1,198 @@
+"""The oracle: what a conforming driver must report after each observation.
+
+It replays the contract's decision procedure (``reference_driver.decision.decide``, the
+executable §4) on the containers the engine really holds at each observation, keeping its own
+ownership records, so that every observation of every schedule has an exact expectation: which
+container is the sandbox's instance, the Ready condition's status and (for pending and conflict
+states) reason, and which Warning conditions became active. The driver under test is compared
+with it in ``checks.py``. The oracle models the journal too: injected write failures and crashes
+change what it expects exactly as OWN-15 and OWN-16 say they must.
+
+Pure: no pytest, no engine calls (the runner passes in the containers it listed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from reference_driver.decision import Notice, Outcome, decide
+from reference_driver.naming import LabelKeys, canonical_name
+from reference_driver.state import Record
+
+from .api import Condition
+from .engines.base import Container
+
+__all__ = ["Expected", "Oracle", "REQUIREMENTS_BY_OUTCOME"]
+
+#: The requirement an outcome exercises, for naming what broke.
+REQUIREMENTS_BY_OUTCOME = {
+    Outcome.AUTHORITATIVE: "OWN-2",
+    Outcome.RECORD_INTENT: "OWN-4",
+    Outcome.ADOPT: "OWN-4",
+    Outcome.ROLLBACK: "OWN-13",
+    Outcome.INVALIDATE: "OWN-8",
+    Outcome.PENDING: "OWN-7",
+    Outcome.MISSING: "OWN-6",
+    Outcome.CONFLICT: "OWN-7",
+    Outcome.UNRESOLVED: "OWN-7",
+    "persist-failed": "OWN-15",
+}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The oracle's expectation for one sandbox after one observation."""
+
+    sandbox_id: str
+    outcome: str
+    instance_id: str | None
+    ready: Condition
+    requirements: tuple[str, ...]
+    candidates: tuple[str, ...]
+
+
+class _Dedupe:
+    """Counts Warning activations per reason the way OWN-17 defines them."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, frozenset[str]] = {}
+        self.counts: Counter[str] = Counter()
+
+    def update(self, sandbox_id: str, notices: Iterable[Notice]) -> None:
+        notices = list(notices)
+        before = self.active.get(sandbox_id, frozenset())
+        for n in notices:
+            if n.key not in before and n.type == "Warning":
+                self.counts[n.reason] += 1
+        self.active[sandbox_id] = frozenset(n.key for n in notices)
+
+
+class Oracle:
+    """Expected ownership state of every sandbox of one run."""
+
+    def __init__(self, labels: LabelKeys, namespace: str) -> None:
+        self.labels = labels
+        self.namespace = namespace
+        self.records: dict[str, Record] = {}
+        self._strict = _Dedupe()   # never forgets active conditions
+        self._lenient = _Dedupe()  # forgets them at restarts (a restarted driver may re-warn)
+        self._fail_writes = 0
+        self._crash_at: str | None = None
+        self._corrupt: set[str] = set()
+        self.restarts = 0
+        self.last: dict[str, Expected] = {}
+
+    # -- what happened -------------------------------------------------------------------------
+
+    def created(self, sandbox_id: str, name: str, container: Container) -> None:
+        self.records[sandbox_id] = Record(sandbox_id, name, self.namespace, container.id,
+                                          container.labels.get(self.labels.generation))
+        self.last.pop(sandbox_id, None)
+
+    def deleted(self, sandbox_id: str) -> None:
+        self.records.pop(sandbox_id, None)
+        self.last.pop(sandbox_id, None)
+        for d in (self._strict, self._lenient):
+            d.active.pop(sandbox_id, None)
+
+    def journal_fault(self, kind: str, sandbox_id: str | None, at: str | None, times: int) -> None:
+        if kind == "write-fail":
+            self._fail_writes += times
+        elif kind == "crash":
+            self._crash_at = at
+        elif kind == "corrupt" and sandbox_id is not None:
+            self._corrupt.add(sandbox_id)
+
+    def restarted(self) -> None:
+        """The driver restarted: it knows what its journal holds, nothing more."""
+        self.restarts += 1
+        for sid in sorted(self._corrupt):
+            rec = self.records.get(sid)
+            if rec is not None:
+                self.records[sid] = Record(sid, rec.name, self.namespace,
+                                           untrusted="its journal is corrupt")
+        self._corrupt.clear()
+        self._lenient.active.clear()
+
+    # -- one observation -------------------------------------------------------------------------
+
+    def observe(self, listed: Sequence[Container]) -> tuple[dict[str, Expected], bool]:
+        """Expectations after one observation of ``listed`` (every container of the namespace).
+
+        Returns the expectations and whether the driver is expected to have crashed during the
+        observation (an armed journal crash hit a write); after a crash nothing is expected of
+        the observation itself, only of the restarted driver.
+        """
+        keys = self.labels
+        by_sandbox: dict[str, list[Container]] = {}
+        for c in listed:
+            if (c.labels.get(keys.managed_by) == keys.managed_by_value
+                    and c.labels.get(keys.namespace) == self.namespace):
+                by_sandbox.setdefault(c.labels.get(keys.sandbox_id, ""), []).append(c)
+        out: dict[str, Expected] = {}
+        crashed = False
+        for sid in sorted(self.records):
+            record = self.records[sid]
+            candidates = [c for c in by_sandbox.get(sid, ())
+                          if c.labels.get(keys.sandbox_name) == record.name]
+            decision = decide(record, candidates, canonical_name(record.name, sid),
+                              keys.generation)
+            outcome = decision.outcome
+            instance_id, ready, notices = decision.instance_id, decision.ready, decision.notices
+            reqs = [REQUIREMENTS_BY_OUTCOME[outcome]]
+            if outcome in (Outcome.RECORD_INTENT, Outcome.ADOPT) and (
+                    record.intent is not None and record.intent.incumbent is None
+                    or decision.record.intent is not None
+                    and decision.record.intent.incumbent is None):
+                reqs = ["OWN-5"]
+            if outcome == Outcome.AUTHORITATIVE and decision.notices:
+                reqs.append("OWN-3")
+            if record.untrusted:
+                reqs.append("OWN-15")
+            if any(c.device_requests or c.runtime for c in candidates):
+                reqs.append("OWN-19")
+            if self.restarts:
+                reqs.append("OWN-9")
+            if decision.record != record:
+                if self._crash_at is not None:
+                    at, self._crash_at = self._crash_at, None
+                    if at == "fsync-dir":   # the rename happened: the new journal stands
+                        self.records[sid] = decision.record
+                    crashed = True
+                    break
+                if self._fail_writes:
+                    self._fail_writes -= 1
+                    instance_id = record.authority
+                    ready = Condition("False", "ContainerOwnershipPersistFailed", "")
+                    notices = (Notice(f"persist-failed:{outcome}",
+                                      "ContainerOwnershipPersistFailed", ""),)
+                    outcome, reqs = "persist-failed", ["OWN-15"]
+                else:
+                    self.records[sid] = decision.record
+            exp = Expected(sid, outcome, instance_id, ready, tuple(dict.fromkeys(reqs)),
+                           tuple(sorted(c.id for c in candidates)))
+            out[sid] = exp
+            self.last[sid] = exp
+            for d in (self._strict, self._lenient):
+                d.update(sid, notices)
+        if crashed:
+            return out, True
+        unowned = sorted(c.id for sid, group in by_sandbox.items() if sid not in self.records
+                         for c in group)
+        notices = [Notice("unowned:" + ",".join(unowned), "UnownedSandboxContainersIgnored", "")
+                   ] if unowned else []
+        for d in (self._strict, self._lenient):
+            d.update("", notices)
+        return out, False
+
+    def warning_bounds(self) -> dict[str, tuple[int, int]]:
+        """Per Warning reason: the fewest and the most a conforming driver may have emitted."""
+        reasons = set(self._strict.counts) | set(self._lenient.counts)
+        return {r: (self._strict.counts[r], max(self._strict.counts[r], self._lenient.counts[r]))
+                for r in sorted(reasons)}
+
+    def decision_for(self, sandbox_id: str) -> Expected | None:
+        return self.last.get(sandbox_id)
+

@@ -1,0 +1,230 @@
+"""The pytest plugin (entry point ``pytest11``): a thin face over the runner.
+
+Hooks only: options, markers, collection of scenario files, the report header, and the
+conformance report. The suite is *off* unless ``--sandbox-driver`` (or ini ``sandbox_driver``)
+or ``--sandbox-schedule`` is given, so installing the package never changes another project's
+test run. When on, a :class:`Suite` object is registered as a plugin and holds the session's state.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .options import OPTIONS, Settings, add_options
+from .scenario.schema import CAPABILITIES, MARKS, PROFILES
+
+__all__ = ["Suite"]
+
+_MARK_DOCS = {
+    "gpu": "gpu: a scenario with GPU device requests (select GPU jobs with -m gpu)",
+    "live": "live: needs real containers on a real engine",
+    "slow": "slow: a scenario whose exploration takes long",
+    "core": "core: a core-profile conformance scenario (decides the verdict)",
+    "extended": "extended: an extended-profile scenario (reported, does not decide the verdict)",
+}
+
+#: What each engine offers scenarios.
+ENGINE_CAPABILITIES = {
+    "fake": frozenset({"list-order", "engine-faults", "states", "gpu"}),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for mark in MARKS + PROFILES:
+        config.addinivalue_line("markers", _MARK_DOCS[mark])
+    settings = Settings.from_config(config)  # eagerly validated, even when the suite is off
+    if settings.active:
+        config.pluginmanager.register(Suite(config, settings), "sandbox-conformance-suite")
+
+
+class Suite:
+    """The conformance suite of one pytest session."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from .adapters.base import AdapterLoadError, load_factory
+
+        self.config = config
+        self.settings = settings
+        try:
+            self.factory = load_factory(settings.driver)
+        except AdapterLoadError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.driver_caps, self.driver_label = self._probe()
+        self.capabilities = self.driver_caps | ENGINE_CAPABILITIES[settings.engine]
+        self.results: dict[str, dict] = {}
+
+    # -- driver and engine -----------------------------------------------------------------------
+
+    def _probe(self) -> tuple[frozenset[str], str]:
+        """The driver's capabilities and name, from the factory or from a throwaway instance."""
+        from .adapters.base import AdapterLoadError, DriverContext, check_adapter
+        from .engines.fake import FakeEngine
+
+        caps = getattr(self.factory, "capabilities", None)
+        if caps is not None:
+            return frozenset(caps), getattr(self.factory, "name", self.settings.driver)
+        with tempfile.TemporaryDirectory(prefix="sbx-probe-") as tmp:
+            try:
+                adapter = self.factory(DriverContext(FakeEngine(), Path(tmp), "probe",
+                                                     self.settings.image,
+                                                     dict(self.settings.driver_options)))
+                adapter = check_adapter(adapter, self.settings.driver)
+            except AdapterLoadError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            try:
+                return frozenset(adapter.capabilities), adapter.describe()
+            finally:
+                adapter.close()
+
+    def make_engine(self):
+        from .engines.fake import FakeEngine
+
+        return FakeEngine()
+
+    def run_config(self):
+        from .runner import RunConfig
+
+        return RunConfig(driver=self.factory, engine=self.make_engine, image=self.settings.image,
+                         state_root=self.settings.state_dir, replay=self.replay_command,
+                         driver_options=dict(self.settings.driver_options))
+
+    def replay_command(self, scenario, schedule) -> str:
+        s = self.settings
+        parts = ["pytest", f"--sandbox-driver={s.driver}", f"--sandbox-engine={s.engine}"]
+        parts += [f"--sandbox-scenarios={d}" for d in s.scenario_dirs]
+        parts += [f"--sandbox-driver-option={k}={v}" for k, v in s.driver_options.items()]
+        if not s.builtin:
+            parts.append("--sandbox-no-builtin")
+        parts.append(f"'--sandbox-schedule={scenario.id}@{schedule.id}'")
+        return " ".join(parts)
+
+    # -- collection ------------------------------------------------------------------------------
+
+    def scenario_paths(self) -> list[tuple[Path, str]]:
+        """(file, node id) of every scenario file: the catalog, then --sandbox-scenarios."""
+        from .collect import catalog_dir, scenario_files
+
+        found: list[tuple[Path, str]] = []
+        if self.settings.builtin:
+            base = catalog_dir()
+            found += [(p, "sandbox-catalog/" + p.relative_to(base).as_posix())
+                      for p in scenario_files(base)]
+        root = self.config.rootpath
+        for d in self.settings.scenario_dirs:
+            for p in scenario_files(d):
+                try:
+                    nodeid = p.relative_to(root).as_posix()
+                except ValueError:
+                    nodeid = f"sandbox-scenarios/{d.name}/{p.relative_to(d).as_posix()}"
+                found.append((p, nodeid))
+        return found
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        from _pytest.runner import collect_one_node
+
+        from .collect import ScenarioFile
+
+        added: list[pytest.Item] = []
+        for path, nodeid in self.scenario_paths():
+            node = ScenarioFile.from_parent(session, path=path, nodeid=nodeid)
+            node.suite = self
+            report = collect_one_node(node)
+            session.ihook.pytest_collectreport(report=report)
+            if report.passed:
+                added.extend(r for r in report.result if isinstance(r, pytest.Item))
+        items[:0] = added
+
+    def decorate(self, item) -> None:
+        sc = item.scenario
+        for mark in sc.marks:
+            item.add_marker(getattr(pytest.mark, mark))
+        item.add_marker(getattr(pytest.mark, sc.profile))
+        missing = sorted(sc.needs - self.capabilities)
+        if missing:
+            item.add_marker(pytest.mark.skip(
+                reason=f"{self.settings.driver} on engine {self.settings.engine} lacks "
+                       f"capabilities: {', '.join(missing)} ("
+                       + "; ".join(f"{m}: {CAPABILITIES[m]}" for m in missing) + ")"))
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run_item(self, item) -> None:
+        from .runner import ConformanceFailure, play
+
+        cfg = self.run_config()
+        failures: list[ConformanceFailure] = []
+        for sched in item.schedules:
+            try:
+                play(item.scenario, sched, cfg)
+            except ConformanceFailure as exc:
+                failures.append(exc)
+                if len(item.schedules) == 1:
+                    break
+        if failures:
+            smallest = min(failures, key=lambda f: (f.schedule.observations + f.schedule.restarts,
+                                                    f.schedule.id))
+            item.user_properties.append(("sandbox_failed_schedule", smallest.schedule.id))
+            item.user_properties.append(("sandbox_broken", " ".join(smallest.requirements)))
+            if len(item.schedules) > 1:
+                smallest.timeline.add(f"({len(failures)} of {len(item.schedules)} schedules of "
+                                      "this item failed; shown: the smallest)")
+            raise smallest
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        s = self.settings
+        return [f"sandbox conformance: driver {self.driver_label} "
+                f"(capabilities: {', '.join(sorted(self.driver_caps)) or 'none'}), engine "
+                f"{s.engine}, schedules {s.mode}"
+                + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")]
+
+    # -- the conformance report ------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        if "sandbox_scenario" not in props:
+            return
+        if report.when != "call" and not (report.skipped or report.failed):
+            return
+        entry = self.results.setdefault(report.nodeid, {
+            "scenario": props["sandbox_scenario"],
+            "requirements": props["sandbox_requirements"].split(),
+            "profile": props["sandbox_profile"],
+            "item": report.nodeid,
+        })
+        outcome = "skipped" if report.skipped else ("failed" if report.failed else "passed")
+        if entry.get("outcome") in (None, "passed") or outcome == "failed":
+            entry["outcome"] = outcome
+        if report.skipped and isinstance(report.longrepr, tuple):
+            entry["reason"] = report.longrepr[2]
+        if "sandbox_failed_schedule" in props:
+            entry["failed_schedule"] = props["sandbox_failed_schedule"]
+            entry["broken"] = props["sandbox_broken"].split()
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput") or self.settings.report is None:
+            return
+        from .report import build_report, write_report
+
+        write_report(self.settings.report, build_report(self, list(self.results.values())))
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
+        if hasattr(config, "workerinput") or not self.results:
+            return
+        from .report import verdict
+
+        v = verdict(list(self.results.values()))
+        terminalreporter.write_sep("-", "sandbox conformance")
+        terminalreporter.write_line(f"driver {self.driver_label}: {v['verdict']} "
+                                    f"({v['passed']} passed, {v['failed']} failed, "
+                                    f"{v['skipped']} skipped items; core: {v['core']})")
+        if self.settings.report is not None:
+            terminalreporter.write_line(f"report: {self.settings.report}")

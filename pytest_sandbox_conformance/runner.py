@@ -1,0 +1,463 @@
+"""The runner: plays one scenario under one schedule against one driver, checking as it goes.
+
+For each story step it performs the step (a driver step through the adapter, or an external step
+as another client of the engine), runs the ``step`` checks, then plays the schedule's gap after
+that step (restarts and observations, each observation followed by the ``observation`` checks).
+Then it lets the driver settle with quiet observations and runs the ``final`` checks (OWN-20).
+Every action, observation and report goes on a :class:`Timeline` as it happens; the first failed
+check ends the run with a :class:`ConformanceFailure` carrying the timeline. Cleanup (the
+driver, the engine's containers of this run, the state folder) always happens, in ``finally``.
+
+No pytest here: the plugin is a thin face over :func:`play`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from reference_driver.naming import backup_name, canonical_name
+
+from .adapters.base import DriverAdapter, DriverContext, DriverFactory
+from .api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot
+from .checks import Failure, View, checks_for
+from .engines.base import Container, ContainerSpec, DeviceRequest, Engine, EngineError
+from .gateway import DurableState, Gateway
+from .oracle import Oracle
+from .scenario.model import Expect, Scenario, Step
+from .schedule import Schedule
+
+__all__ = ["ConformanceFailure", "RunConfig", "RunResult", "Timeline", "play"]
+
+#: Quiet observations after the story (alternating list orders); the last two must agree.
+SETTLE_ORDERS = ("newest", "oldest", "newest")
+#: The fixed "milliseconds" of backup names, plus the step index, so names are reproducible.
+BACKUP_EPOCH_MS = 1_760_000_000_000
+#: A generation value no driver ever makes.
+WRONG_GENERATION = "00000000-0000-4000-8000-000000000000"
+
+GPU_STYLES = {
+    "gpus": dict(device_requests=(DeviceRequest(count=-1, capabilities=(("gpu",),)),)),
+    "cdi": dict(device_requests=(DeviceRequest(driver="cdi", device_ids=("nvidia.com/gpu=all",)),)),
+    "runtime": dict(runtime="nvidia", env={"NVIDIA_VISIBLE_DEVICES": "all"}),
+}
+
+
+@dataclass
+class RunConfig:
+    """How to run: the driver factory, how to get an engine, where state goes."""
+
+    driver: DriverFactory
+    engine: Callable[[], Engine]
+    image: str = "sbx-busybox:local"
+    state_root: Path | None = None
+    namespace_prefix: str = "conformance"
+    #: Builds the command that replays a (scenario, schedule): set by the plugin.
+    replay: Callable[[Scenario, Schedule], str] = lambda sc, s: f"--sandbox-schedule={sc.id}@{s.id}"
+    driver_options: dict[str, str] = field(default_factory=dict)
+    #: Whether the engine honours list orders (the fake does; a real engine does not).
+    ordered_lists: bool = True
+    #: Engines that need it get every container of the run removed at the end.
+    cleanup_engine: bool = False
+
+
+class Timeline:
+    """What happened, in order, as lines for people."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, text: str, indent: int = 0) -> None:
+        self.lines.append("  " * indent + text)
+
+    def render(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    schedule: Schedule
+    observations: int
+    timeline: Timeline
+
+
+class ConformanceFailure(Exception):
+    """A scenario failed under a schedule: the facts a person needs to understand and replay it."""
+
+    def __init__(self, scenario: Scenario, schedule: Schedule, failures: Sequence[Failure],
+                 timeline: Timeline, replay: str, driver: str, snapshots: str) -> None:
+        self.scenario = scenario
+        self.schedule = schedule
+        self.failures = list(failures)
+        self.timeline = timeline
+        self.replay = replay
+        self.driver = driver
+        self.snapshots = snapshots
+        super().__init__(self.summary())
+
+    @property
+    def requirements(self) -> list[str]:
+        out: list[str] = []
+        for f in self.failures:
+            for r in f.requirements:
+                if r not in out:
+                    out.append(r)
+        return out
+
+    def summary(self) -> str:
+        return (f"{self.scenario.id} [{self.schedule.label}] broke {', '.join(self.requirements)}: "
+                f"{self.failures[0].message}")
+
+    def render(self) -> str:
+        s = self.schedule
+        lines = [
+            f"scenario:     {self.scenario.id} ({self.scenario.path}:{self.scenario.line})",
+            f"              {self.scenario.title}",
+            f"schedule:     {s.id}" + (f" (pinned: {s.name})" if s.name else ""),
+            f"driver:       {self.driver}",
+            f"requirements: {', '.join(self.requirements)} broken",
+            "",
+        ]
+        for f in self.failures:
+            lines.append(f"FAILED {f}")
+        lines += ["", "timeline:", self.timeline.render(), "", "driver's snapshots at the end:",
+                  self.snapshots or "  (none)", "", "replay:", f"  {self.replay}"]
+        return "\n".join(lines)
+
+    __str__ = render
+
+
+def _short(c: Container) -> str:
+    extra = ""
+    if c.device_requests or c.runtime:
+        extra = " gpu"
+    return f"{c.short_id} {c.name} {c.state}{extra}"
+
+
+class _Run:
+    """The state of one play. Private: :func:`play` is the interface."""
+
+    def __init__(self, scenario: Scenario, schedule: Schedule, config: RunConfig) -> None:
+        self.sc = scenario
+        self.schedule = schedule
+        self.cfg = config
+        self.tl = Timeline()
+        self.expect: Expect = next((p.expect for p in scenario.pinned if p.name == schedule.name),
+                                   scenario.expect)
+        self.namespace = f"{config.namespace_prefix}-{uuid.uuid4().hex[:8]}"
+        self.state_dir = Path(tempfile.mkdtemp(prefix="sbx-state-", dir=config.state_root))
+        self.engine = config.engine()
+        self.adapter: DriverAdapter | None = None
+        self.gateway = Gateway()
+        self.bindings: dict[str, str] = {}
+        self.sandbox_ids = {key: key for key in scenario.sandboxes}
+        self.observations = 0
+        self.deleted_keys: list[str] = []
+        self.settle: list[dict[str, Snapshot | None]] = []
+        self.oracle: Oracle | None = None
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def names(self, cid: str | None) -> str:
+        if cid is None:
+            return "none"
+        for n, i in self.bindings.items():
+            if i == cid:
+                return n
+        return cid[:12]
+
+    def listed(self) -> list[Container]:
+        """The run's containers, without going through the driver's view (no faults consumed)."""
+        snap = getattr(self.engine, "snapshot", None)
+        if snap is not None:
+            all_containers = snap()
+        else:
+            all_containers = self.engine.list({self.adapter.labels.namespace: self.namespace})
+        ns_key = self.adapter.labels.namespace
+        return [c for c in all_containers if c.labels.get(ns_key) == self.namespace]
+
+    def identity_matches(self, key: str) -> list[Container]:
+        labels = self.adapter.labels
+        sid, name = self.sandbox_ids[key], self.sc.sandboxes[key].name
+        return [c for c in self.listed() if labels.matches(c.labels, self.namespace, sid, name)]
+
+    def view(self, **kw) -> View:
+        return View(self.sc, self.expect, self.gateway, self.bindings, self.sandbox_ids,
+                    deleted_keys=self.deleted_keys, identity_matches=self.identity_matches, **kw)
+
+    def run_checks(self, when: str, view: View) -> None:
+        failures = [f for c in checks_for(when) for f in c.fn(view)]
+        if failures:
+            raise self.failure(failures)
+
+    def failure(self, failures: Sequence[Failure]) -> ConformanceFailure:
+        snaps = []
+        for key in self.sc.sandboxes:
+            sid = self.sandbox_ids[key]
+            snap = self.adapter.snapshot(sid) if self.adapter is not None else None
+            snaps.append("  " + self.describe_snapshot(sid, snap))
+        driver = self.adapter.describe() if self.adapter is not None else "?"
+        return ConformanceFailure(self.sc, self.schedule, failures, self.tl,
+                                  self.cfg.replay(self.sc, self.schedule), driver,
+                                  "\n".join(snaps))
+
+    def describe_snapshot(self, sid: str, snap: Snapshot | None) -> str:
+        if snap is None:
+            return f"{sid}: not tracked"
+        r = snap.ready
+        return f"{sid}: instance={self.names(snap.instance_id)} Ready={r.status} {r.reason}"
+
+    def consume_events(self, indent: int) -> list[Event]:
+        events = self.adapter.events()
+        self.gateway.consume(events)
+        for e in events:
+            if isinstance(e, PlatformEvent):
+                meta = ""
+                if e.metadata:
+                    meta = " {" + ", ".join(f"{k}={self.names(v) if len(v) == 64 else v}"
+                                            for k, v in sorted(e.metadata.items())) + "}"
+                self.tl.add(f"event: {e.type} {e.reason} ({e.sandbox_id or 'driver'}){meta}",
+                            indent)
+            elif isinstance(e, DeletedEvent):
+                self.tl.add(f"event: Deleted {e.sandbox_id}", indent)
+        return events
+
+    # -- the play -------------------------------------------------------------------------------
+
+    def play(self) -> RunResult:
+        ctx = DriverContext(self.engine, self.state_dir, self.namespace, self.cfg.image,
+                            dict(self.cfg.driver_options))
+        self.adapter = self.cfg.driver(ctx)
+        self.oracle = Oracle(self.adapter.labels, self.namespace)
+        self.tl.add(f"driver {self.adapter.describe()} on engine {self.engine.name}, "
+                    f"namespace {self.namespace}")
+        for step in self.sc.story:
+            self.tl.add(f"step {step.index + 1}: {step.describe()}")
+            deleted = self.do_step(step)
+            self.consume_events(2)
+            self.run_checks("step", self.view(containers=self.listed(), deleted=deleted))
+            for kind, order in self.schedule.actions_after(step.index):
+                if kind == "restart":
+                    self.restart()
+                else:
+                    self.observe(order or "newest", 1)
+        self.tl.add("settle: quiet observations")
+        for order in SETTLE_ORDERS:
+            self.observe(order, 1)
+            self.settle.append({sid: self.adapter.snapshot(sid)
+                                for sid in sorted(self.sandbox_ids.values())})
+        self.run_checks("final", self.view(containers=self.listed(), settle=self.settle,
+                                           warning_bounds=self.oracle.warning_bounds()))
+        return RunResult(self.sc, self.schedule, self.observations, self.tl)
+
+    def restart(self) -> None:
+        self.tl.add("restart the driver", 1)
+        self.adapter.restart()
+        self.oracle.restarted()
+        self.consume_events(2)
+
+    def observe(self, order: str, indent: int) -> None:
+        self.observations += 1
+        engine = self.engine
+        previous = getattr(engine, "list_order", None)
+        if self.cfg.ordered_lists and previous is not None:
+            engine.list_order = order  # type: ignore[attr-defined]
+        try:
+            self.adapter.observe()
+        except EngineError as exc:
+            self.tl.add(f"observe ({order}): the driver's poll failed: {exc}", indent)
+            self.consume_events(indent + 1)
+            self.run_checks("step", self.view(containers=self.listed()))
+            return
+        finally:
+            if self.cfg.ordered_lists and previous is not None:
+                engine.list_order = previous  # type: ignore[attr-defined]
+        listed = self.listed()
+        shown = listed if order == "oldest" else list(reversed(listed))
+        self.tl.add(f"observe ({order}): engine lists "
+                    + ("; ".join(f"{self.names(c.id)}={_short(c)}" for c in shown) or "nothing"),
+                    indent)
+        expected, crashed = self.oracle.observe(listed)
+        self.consume_events(indent + 1)
+        if crashed:
+            self.tl.add("the driver crashed during a journal write (injected) and restarted",
+                        indent + 1)
+            self.oracle.restarted()
+            self.consume_events(indent + 1)
+            self.run_checks("step", self.view(containers=listed))
+            return
+        snaps = {sid: self.adapter.snapshot(sid) for sid in expected}
+        for sid in sorted(expected):
+            exp = expected[sid]
+            self.tl.add(f"driver: {self.describe_snapshot(sid, snaps[sid])}"
+                        f"   [contract: {exp.outcome}, instance={self.names(exp.instance_id)}, "
+                        f"Ready={exp.ready.status} {exp.ready.reason}]", indent + 1)
+        self.run_checks("observation", self.view(expected=expected, snapshots=snaps,
+                                                 containers=listed))
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def do_step(self, step: Step) -> tuple[str, bool, bool] | None:
+        action = step.action
+        if action == "create":
+            self.create(step)
+        elif action == "delete":
+            return self.delete(step)
+        elif action == "restart":
+            self.restart()
+        elif action == "observe":
+            self.observe(step.target, 1)
+        elif action == "supervisor":
+            self.gateway.supervisor(self.sandbox_ids[step.target], step.args.get("connected", True))
+        elif action == "engine_fault":
+            self.engine.faults.arm(step.target, times=step.args.get("times", 1))  # type: ignore[attr-defined]
+        elif action == "journal_fault":
+            key = step.args.get("sandbox")
+            sid = self.sandbox_ids[key] if key else None
+            self.adapter.journal_fault(step.target, sid, step.args.get("at"),
+                                       step.args.get("times", 1))
+            self.oracle.journal_fault(step.target, sid, step.args.get("at"),
+                                      step.args.get("times", 1))
+        else:
+            self.external(step)
+        return None
+
+    def create(self, step: Step) -> None:
+        decl = self.sc.sandboxes[step.target]
+        sid = self.sandbox_ids[step.target]
+        self.gateway.register(sid, decl.name, DurableState(**dict(decl.durable)))
+        snap = self.adapter.create(SandboxSpec(sid, decl.name, gpu=decl.gpu))
+        made = self.identity_matches(step.target)
+        if len(made) != 1:
+            raise self.failure([Failure("create", ("OWN-1",),
+                                        f"after create, {len(made)} container(s) carry sandbox "
+                                        f"{sid}'s identity labels; expected exactly one")])
+        c = made[0]
+        name = step.binds or f"{step.target}-instance"
+        self.bindings[name] = c.id
+        self.tl.add(f"{name} = {_short(c)}", 2)
+        if snap is not None and snap.instance_id != c.id:
+            raise self.failure([Failure("create", ("OWN-1",),
+                                        f"create reported instance {snap.instance_id!r}, not the "
+                                        f"container it created ({c.id[:12]})")])
+        if not c.labels.get(self.adapter.labels.generation):
+            raise self.failure([Failure("create", ("OWN-1",),
+                                        "the created container carries no generation label "
+                                        f"({self.adapter.labels.generation})")])
+        self.oracle.created(sid, decl.name, c)
+
+    def delete(self, step: Step) -> tuple[str, bool, bool]:
+        key = step.target
+        sid, name = self.sandbox_ids[key], self.sc.sandboxes[key].name
+        had_any = bool(self.identity_matches(key))
+        self.gateway.request_delete(sid)
+        removed = self.adapter.delete(sid, name)
+        self.oracle.deleted(sid)
+        self.deleted_keys.append(key)
+        self.tl.add(f"delete returned deleted={removed}", 2)
+        want = step.args.get("expect_removed")
+        if want is not None and removed != want:
+            raise self.failure([Failure("delete", ("OWN-14",),
+                                        f"delete returned deleted={removed}, expected {want}")])
+        return key, removed, had_any
+
+    def external(self, step: Step) -> None:
+        e, action = self.engine, step.action
+        if action == "run":
+            self.run_container(step)
+            return
+        cid = self.bindings[step.target]
+        if action == "stop":
+            e.stop(cid)
+        elif action == "start":
+            e.start(cid)
+        elif action == "kill":
+            e.kill(cid)
+        elif action == "remove":
+            e.remove(cid, force=True)
+        elif action == "rename":
+            new = self.resolve_name(step.args["to"], self.sandbox_of(cid), step.index)
+            e.rename(cid, new)
+            self.tl.add(f"{step.target} is now named {new}", 2)
+        elif action == "set_state":
+            e.set_state(cid, step.args["state"])  # type: ignore[attr-defined]
+        elif action == "clone":
+            src = e.inspect(cid)
+            labels = dict(src.labels)
+            self.make(step, labels, src.image, src.command, dict(src.env))
+
+    def sandbox_of(self, cid: str) -> str:
+        c = self.engine.inspect(cid)
+        sid = c.labels.get(self.adapter.labels.sandbox_id, "")
+        return next((k for k, v in self.sandbox_ids.items() if v == sid), "")
+
+    def resolve_name(self, expr: str, key: str, index: int) -> str:
+        if not key:
+            return expr
+        canonical = canonical_name(self.sc.sandboxes[key].name, self.sandbox_ids[key])
+        if expr == "canonical":
+            return canonical
+        if expr == "backup":
+            return backup_name(canonical, BACKUP_EPOCH_MS + index)
+        return expr
+
+    def run_container(self, step: Step) -> None:
+        key = step.target
+        labels = self.adapter.labels.identity(step.args.get("namespace", self.namespace),
+                                              self.sandbox_ids[key], self.sc.sandboxes[key].name)
+        rec = self.oracle.records.get(self.sandbox_ids[key])
+        if rec is not None and rec.generation:
+            labels[self.adapter.labels.generation] = rec.generation
+        self.make(step, labels, self.cfg.image, (), {})
+
+    def make(self, step: Step, labels: dict, image: str, command, env: dict) -> None:
+        key = step.target if step.action == "run" else self.sandbox_of(self.bindings[step.target])
+        gen_key = self.adapter.labels.generation
+        generation = step.args.get("generation", "keep")
+        if generation == "wrong":
+            labels[gen_key] = WRONG_GENERATION
+        elif generation == "missing":
+            labels.pop(gen_key, None)
+        extra: dict = {}
+        style = step.args.get("gpu")
+        if style:
+            extra = dict(GPU_STYLES[style])
+            env = {**env, **extra.pop("env", {})}
+        name = self.resolve_name(step.args.get("name", "canonical"), key, step.index)
+        cid = self.engine.create(ContainerSpec(name=name, image=image, labels=labels,
+                                               command=tuple(command), env=env, **extra))
+        state = step.args.get("state", "running")
+        if state in ("running", "exited"):
+            self.engine.start(cid)
+        if state == "exited":
+            self.engine.stop(cid)
+        self.bindings[step.binds] = cid
+        self.tl.add(f"{step.binds} = {_short(self.engine.inspect(cid))}"
+                    + (f" generation={generation}" if generation != "keep" else ""), 2)
+
+    def close(self) -> None:
+        try:
+            if self.adapter is not None:
+                self.adapter.close()
+        finally:
+            try:
+                if self.cfg.cleanup_engine and self.adapter is not None:
+                    self.engine.remove_all((c.id for c in self.listed()), force=True)
+            finally:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult:
+    """Play ``scenario`` under ``schedule``; raise :class:`ConformanceFailure` on the first
+    broken check. Always cleans up."""
+    run = _Run(scenario, schedule, config)
+    try:
+        return run.play()
+    finally:
+        run.close()
+

@@ -1,0 +1,199 @@
+"""The JSON Schema of scenario files (documented field by field in ``docs/scenarios.md``).
+
+The top-level schema checks the document's shape; each story step is then checked against the
+schema of its action (``STEP_SCHEMAS``), which gives precise messages ("clone: 'gpu' must be one
+of ...") where a single ``oneOf`` over all actions would only say "not valid under any".
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CAPABILITIES",
+    "MARKS",
+    "PROFILES",
+    "REQUIREMENT_PATTERN",
+    "SCENARIO_SCHEMA",
+    "STEP_SCHEMAS",
+    "WARNING_REASONS",
+]
+
+#: Every capability a scenario may need. A driver or engine that lacks one makes the scenario skip.
+CAPABILITIES = {
+    "restart": "the driver can be restarted over its durable state (adapter.restart)",
+    "journal-faults": "the driver lets the suite fail, crash or corrupt its journal writes",
+    "list-order": "the engine returns each list in the order the schedule asks for",
+    "engine-faults": "the engine can be told to fail its next list, create or remove call",
+    "states": "the engine can put a container in any state (dead, paused, removing, ...)",
+    "gpu": "GPU device requests are in effect on the engine (emulated on the fake engine)",
+    "live": "real containers on a real engine",
+}
+#: Marks a scenario may carry (registered with pytest by the plugin).
+MARKS = ("gpu", "live", "slow")
+#: Profiles: ``core`` decides conformance; ``extended`` is reported but does not.
+PROFILES = ("core", "extended")
+REQUIREMENT_PATTERN = r"^OWN-([1-9]|1[0-9]|20)$"
+#: The Warning reasons of the contract (expectations may only count these).
+WARNING_REASONS = (
+    "ContainerIdentityConflict",
+    "ContainerInstanceMissing",
+    "ContainerOwnershipPersistFailed",
+    "ContainerOwnershipUnresolved",
+    "ContainerReplacementPending",
+    "SandboxInstanceReplaced",
+    "SandboxInstanceRollback",
+    "SandboxReplacementIntentInvalidated",
+    "SandboxReplacementIntentRecorded",
+    "UnownedSandboxContainersIgnored",
+)
+
+_NAME = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]*$"}
+_SANDBOX_KEY = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]*$"}
+_CONTAINER_NAME = {"type": "string", "minLength": 1,
+                   "description": "canonical, backup, or a literal container name"}
+_STATE = {"enum": ["created", "running", "exited", "dead", "paused", "restarting", "removing"]}
+_ORDER_TOKENS = {"enum": ["observe", "newest", "oldest", "restart"]}
+_LABEL = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"}
+
+_COUNT = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "object", "additionalProperties": False, "minProperties": 1,
+         "properties": {"min": {"type": "integer", "minimum": 0},
+                        "max": {"type": "integer", "minimum": 0}}},
+    ]
+}
+
+_EXPECT = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "sandboxes": {
+            "type": "object",
+            "propertyNames": _SANDBOX_KEY,
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "instance": {"oneOf": [_NAME, {"type": "null"}]},
+                    "phase": {"enum": ["Ready", "Provisioning", "Error"]},
+                    "reason": {"type": "string", "minLength": 1},
+                    "tracked": {"type": "boolean"},
+                },
+            },
+        },
+        "containers": {"type": "array", "items": _NAME, "uniqueItems": True},
+        "warnings": {
+            "type": "object",
+            "propertyNames": {"enum": list(WARNING_REASONS)},
+            "additionalProperties": _COUNT,
+        },
+        "deleted": {"type": "array", "items": _SANDBOX_KEY, "uniqueItems": True},
+    },
+}
+
+_DURABLE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "spec": {"type": "object"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "policy_version": {"type": "integer", "minimum": 0},
+        "settings": {"type": "object"},
+    },
+}
+
+SCENARIO_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "sandbox conformance scenario",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "title", "requirements", "sandboxes", "story", "expect"],
+    "properties": {
+        "id": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]*$", "maxLength": 80},
+        "title": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "requirements": {"type": "array", "minItems": 1, "uniqueItems": True,
+                         "items": {"type": "string", "pattern": REQUIREMENT_PATTERN}},
+        "profile": {"enum": list(PROFILES)},
+        "needs": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
+        "marks": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
+        "restart": {"enum": ["anywhere", "never"]},
+        "max_observations": {"type": "integer", "minimum": 1, "maximum": 3},
+        "sandboxes": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": _SANDBOX_KEY,
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]*$"},
+                    "gpu": {"type": "boolean"},
+                    "durable": _DURABLE,
+                },
+            },
+        },
+        "story": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        "expect": _EXPECT,
+        "schedules": {
+            "type": "object",
+            "propertyNames": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]*$"},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "after": {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": _ORDER_TOKENS},
+                    },
+                    "expect": _EXPECT,
+                },
+            },
+        },
+    },
+}
+
+
+def _step(action: str, value: dict, **extra: dict) -> dict:
+    props = {action: value, "label": _LABEL}
+    props.update(extra)
+    return {"type": "object", "additionalProperties": False, "required": [action],
+            "properties": props}
+
+
+_GENERATION = {"enum": ["keep", "wrong", "missing"]}
+_GPU_STYLE = {"enum": ["gpus", "cdi", "runtime"]}
+
+#: One schema per story action. Every step is a mapping with exactly one action key.
+STEP_SCHEMAS = {
+    "create": _step("create", _SANDBOX_KEY, **{"as": _NAME}),
+    "delete": _step("delete", _SANDBOX_KEY, expect_removed={"type": "boolean"}),
+    "restart": _step("restart", {"const": True}),
+    "observe": _step("observe", {"enum": ["newest", "oldest"]}),
+    "supervisor": _step("supervisor", _SANDBOX_KEY, connected={"type": "boolean"}),
+    "stop": _step("stop", _NAME),
+    "start": _step("start", _NAME),
+    "kill": _step("kill", _NAME),
+    "remove": _step("remove", _NAME),
+    "rename": _step("rename", _NAME, to=_CONTAINER_NAME),
+    "set_state": _step("set_state", _NAME, state=_STATE),
+    "clone": _step("clone", _NAME, **{"as": _NAME, "name": _CONTAINER_NAME,
+                                       "generation": _GENERATION, "gpu": _GPU_STYLE,
+                                       "state": {"enum": ["running", "created", "exited"]}}),
+    "run": _step("run", _SANDBOX_KEY, **{"as": _NAME, "name": _CONTAINER_NAME,
+                                          "generation": _GENERATION, "gpu": _GPU_STYLE,
+                                          "namespace": {"type": "string", "minLength": 1},
+                                          "state": {"enum": ["running", "created", "exited"]}}),
+    "engine_fault": _step("engine_fault", {"enum": ["list", "create", "remove"]},
+                          times={"type": "integer", "minimum": 1}),
+    "journal_fault": _step("journal_fault", {"enum": ["write-fail", "crash", "corrupt"]},
+                           sandbox=_SANDBOX_KEY,
+                           at={"enum": ["open-temp", "write-partial", "fsync-temp", "rename",
+                                        "fsync-dir"]},
+                           times={"type": "integer", "minimum": 1}),
+}
+ACTIONS = tuple(STEP_SCHEMAS)
+#: Steps the suite performs as another client of the engine (observations may fall around them).
+EXTERNAL_ACTIONS = frozenset({"stop", "start", "kill", "remove", "rename", "set_state", "clone",
+                              "run"})
