@@ -244,9 +244,13 @@ class ReferenceDriver:
                     "tracked sandbox; ignored", {"container_ids": ",".join(unowned)}))
             self._hub.notices("", notices)
 
+    def decide(self, record: Record, candidates: list[Container], canonical: str) -> Decision:
+        """The decision procedure for one sandbox (a seam for variations of this driver)."""
+        return decide(record, candidates, canonical, self.labels.generation)
+
     def _resolve(self, record: Record, candidates: list[Container]) -> None:
         canonical = canonical_name(record.name, record.sandbox_id)
-        decision: Decision = decide(record, candidates, canonical, self.labels.generation)
+        decision: Decision = self.decide(record, candidates, canonical)
         instance_id, ready, notices = decision.instance_id, decision.ready, decision.notices
         if decision.record != record:
             try:

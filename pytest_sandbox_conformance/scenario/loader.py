@@ -100,7 +100,16 @@ def _schema_errors(data: Any, schema_id: str, base: tuple, lines: Lines, source:
 
 def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Scenario | None:
     _schema_errors(data, "", (), lines, source, out)
-    if out or not isinstance(data, dict):
+    if not isinstance(data, dict):
+        return None
+    if out:
+        # Still report every step's own problems, so one run shows them all.
+        story = data.get("story")
+        for i, raw in enumerate(story if isinstance(story, list) else ()):
+            if isinstance(raw, dict):
+                actions = [k for k in raw if k in STEP_SCHEMAS]
+                if len(actions) == 1:
+                    _schema_errors(raw, actions[0], ("story", i), lines, source, out)
         return None
 
     def err(path: tuple, message: str) -> None:

@@ -1,0 +1,59 @@
+"""Benchmark: the bundled catalog under exhaustive schedules, in one process and with -n 2.
+
+    python benchmarks/catalog.py [--driver reference] [--repeat 1]
+
+Prints the number of scenarios and schedules, the wall time of the whole catalog with -n 0 and
+-n 2 (each a full pytest run in a subprocess, in the same run so the ratio is fair on a noisy
+machine), scenario-schedule runs per second, and the -n 0 / -n 2 speed-up. The targets
+(docs/performance.md): the exhaustive catalog within 60 s, and -n 2 at least 1.6 times faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+
+from pytest_sandbox_conformance.collect import catalog_dir, scenario_files
+from pytest_sandbox_conformance.scenario.loader import load_paths
+from pytest_sandbox_conformance.schedule import exhaustive_count, pinned
+
+
+def run(driver: str, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        cmd = [sys.executable, "-m", "pytest", f"--sandbox-driver={driver}",
+               "--sandbox-schedules=exhaustive", "-q", "-p", "no:cacheprovider"]
+        if workers:
+            cmd += ["-n", str(workers)]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            print(proc.stdout[-3000:], proc.stderr[-2000:])
+            raise SystemExit(f"the catalog failed with -n {workers}")
+        return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--driver", default="reference")
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    scenarios, errors = load_paths(scenario_files(catalog_dir()))
+    if errors:
+        raise SystemExit("\n".join(map(str, errors)))
+    schedules = sum(exhaustive_count(s) + len(pinned(s)) for s in scenarios)
+    print(f"scenarios: {len(scenarios)}")
+    print(f"schedules (exhaustive + pinned): {schedules}")
+    serial = min(run(args.driver, 0) for _ in range(args.repeat))
+    parallel = min(run(args.driver, 2) for _ in range(args.repeat))
+    print(f"wall time -n 0: {serial:.1f} s")
+    print(f"wall time -n 2: {parallel:.1f} s")
+    print(f"runs per second (-n 0): {schedules / serial:.0f}")
+    print(f"speed-up -n 2 vs -n 0: {serial / parallel:.2f}")
+
+
+if __name__ == "__main__":
+    main()

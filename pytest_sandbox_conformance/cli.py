@@ -1,0 +1,85 @@
+"""``sandbox-conformance``: scenario tools that run nothing against a driver.
+
+* ``sandbox-conformance lint PATH...``: check scenario files (or folders of them); print every
+  problem as ``file:line: field: message``; exit 1 if any.
+* ``sandbox-conformance list [PATH...]``: the scenarios (default: the bundled catalog) with their
+  requirements, profile, needs and schedule counts.
+* ``sandbox-conformance schema``: print the JSON Schema of scenario files and of each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .scenario import SCENARIO_SCHEMA, STEP_SCHEMAS, ScenarioError
+from .scenario.loader import load_paths
+from .schedule import exhaustive_count, pinned
+
+__all__ = ["main"]
+
+
+def _files(paths: Sequence[str]) -> tuple[list[Path], list[ScenarioError]]:
+    files: list[Path] = []
+    errors: list[ScenarioError] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            errors.append(ScenarioError(raw, None, "", "no such file or folder"))
+    return files, errors
+
+
+def _lint(paths: Sequence[str]) -> int:
+    files, errors = _files(paths)
+    scenarios, load_errors = load_paths(files)
+    errors += load_errors
+    for e in errors:
+        print(e)
+    print(f"{len(files)} file(s), {len(scenarios)} scenario(s), {len(errors)} problem(s)",
+          file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _list(paths: Sequence[str]) -> int:
+    if not paths:
+        from .collect import catalog_dir
+
+        paths = [str(catalog_dir())]
+    files, errors = _files(paths)
+    scenarios, load_errors = load_paths(files)
+    for e in errors + load_errors:
+        print(e, file=sys.stderr)
+    for sc in sorted(scenarios, key=lambda s: s.id):
+        print(f"{sc.id:44} {sc.profile:8} {' '.join(sc.requirements):28} "
+              f"pinned={len(pinned(sc))} exhaustive={exhaustive_count(sc)} "
+              f"needs={','.join(sorted(sc.needs)) or '-'}")
+    return 1 if errors or load_errors else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox-conformance", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    lint = sub.add_parser("lint", help="check scenario files without running anything")
+    lint.add_argument("paths", nargs="+", metavar="PATH")
+    ls = sub.add_parser("list", help="list scenarios (default: the bundled catalog)")
+    ls.add_argument("paths", nargs="*", metavar="PATH")
+    sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    args = parser.parse_args(argv)
+    if args.command == "lint":
+        return _lint(args.paths)
+    if args.command == "list":
+        return _list(args.paths)
+    print(json.dumps({"scenario": SCENARIO_SCHEMA, "steps": STEP_SCHEMAS}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
