@@ -88,7 +88,8 @@ class View:
     expected: Mapping[str, Expected] = field(default_factory=dict)
     #: The driver's snapshots, by sandbox ID, right after that observation.
     snapshots: Mapping[str, Snapshot | None] = field(default_factory=dict)
-    #: Containers the engine holds in the run's namespace (step and final checks).
+    #: Containers the engine holds in the run's namespace (step checks); for the final checks
+    #: also the bound containers outside it (``run:`` with ``namespace:``).
     containers: Sequence[Container] = ()
     #: Set by a delete step: (sandbox key, what delete returned, whether anything matched).
     deleted: tuple[str, bool, bool] | None = None
@@ -208,8 +209,16 @@ def _converges(view: View) -> Iterable[Failure]:
 
 @check("final-expectations", when="final")
 def _final(view: View) -> Iterable[Failure]:
-    """The scenario's ``expect``: instances, phases, reasons, tracked sandboxes, containers."""
+    """The scenario's ``expect``: instances, phases, reasons, tracked sandboxes, containers,
+    Deleted events."""
+    from .api import DeletedEvent
+
     reqs = view.scenario.requirements
+    got_deleted = {e.sandbox_id for e in view.gateway.events if isinstance(e, DeletedEvent)}
+    for key in view.expect.deleted:
+        if view.sandbox_ids[key] not in got_deleted:
+            yield Failure("final-expectations", reqs,
+                          f"sandbox {key}: expected a Deleted event, the driver emitted none")
     for key, e in sorted(view.expect.sandboxes.items()):
         sid = view.sandbox_ids[key]
         snap = view.settle[-1].get(sid) if view.settle else None

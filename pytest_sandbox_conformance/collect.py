@@ -90,8 +90,12 @@ class ScenarioFile(pytest.File):
             yield self._item(sc, sched.label, [sched])
 
     def _item(self, sc: Scenario, label: str, schedules: list[Schedule]) -> "ScenarioItem":
-        item = ScenarioItem.from_parent(self, name=f"{sc.id}[{label}]", scenario=sc,
-                                        schedules=schedules)
+        name = f"{sc.id}[{label}]"
+        # The node id is given as a string so that pytest >= 9 parses "[label]" as the item's
+        # parameters, as it does for the ids it caches (--lf, --sw); a name built by the parent
+        # would keep the brackets inside the name and never equal a cached id.
+        item = ScenarioItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}",
+                                        scenario=sc, schedules=schedules)
         self.suite.decorate(item)
         return item
 

@@ -143,12 +143,16 @@ class Settings:
                 raise pytest.UsageError(f"--sandbox-driver-option={item}: use KEY=VALUE")
             options[key] = value
         dirs = []
+        # Relative folders: from the command line, against where pytest was invoked; from the
+        # ini file, against the ini file's folder (as pytest's own "paths" ini values).
+        from_ini = config.getoption("sandbox_scenarios") is None and config.inipath is not None
+        base = config.inipath.parent if from_ini else config.invocation_params.dir
         for d in get["scenarios"]:
             p = Path(d)
             if not p.is_absolute():
-                p = (config.invocation_params.dir / p)
+                p = base / p
             if not p.is_dir():
-                raise pytest.UsageError(f"--sandbox-scenarios={d}: no such folder")
+                raise pytest.UsageError(f"--sandbox-scenarios={d}: no such folder ({p})")
             dirs.append(p.resolve())
         return cls(
             active=active, driver=get["driver"] or "reference", engine=get["engine"],

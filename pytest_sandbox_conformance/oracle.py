@@ -83,6 +83,11 @@ class Oracle:
         self._corrupt: set[str] = set()
         self.restarts = 0
         self.last: dict[str, Expected] = {}
+        #: Whether the last observation was a fixpoint: no decision wanted to change an ownership
+        #: record and nothing crashed, so further observations of the same containers decide the
+        #: same (the decision is a pure function of the record and the candidates, whatever the
+        #: list order). The runner's settle phase observes until it reaches one.
+        self.quiet = True
 
     # -- what happened -------------------------------------------------------------------------
 
@@ -133,6 +138,7 @@ class Oracle:
                 by_sandbox.setdefault(c.labels.get(keys.sandbox_id, ""), []).append(c)
         out: dict[str, Expected] = {}
         crashed = False
+        self.quiet = True
         for sid in sorted(self.records):
             record = self.records[sid]
             candidates = [c for c in by_sandbox.get(sid, ())
@@ -156,6 +162,7 @@ class Oracle:
             if self.restarts:
                 reqs.append("OWN-9")
             if decision.record != record:
+                self.quiet = False
                 if self._crash_at is not None:
                     at, self._crash_at = self._crash_at, None
                     if at == "fsync-dir":   # the rename happened: the new journal stands

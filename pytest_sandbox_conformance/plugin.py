@@ -134,6 +134,7 @@ class Suite:
         from .collect import ScenarioFile
 
         added: list[pytest.Item] = []
+        all_collected = True
         for path, nodeid in self.scenario_paths():
             node = ScenarioFile.from_parent(session, path=path, nodeid=nodeid)
             node.suite = self
@@ -141,6 +142,14 @@ class Suite:
             session.ihook.pytest_collectreport(report=report)
             if report.passed:
                 added.extend(r for r in report.result if isinstance(r, pytest.Item))
+            else:
+                all_collected = False
+        if self.settings.replay is not None and not added and all_collected:
+            # Otherwise a mistyped scenario id would silently run nothing.
+            raise pytest.UsageError(
+                f"--sandbox-schedule={'@'.join(self.settings.replay)}: no scenario "
+                f"{self.settings.replay[0]!r} in the scenarios collected (the bundled catalog"
+                + "".join(f", {d}" for d in self.settings.scenario_dirs) + ")")
         items[:0] = added
 
     def decorate(self, item) -> None:

@@ -33,8 +33,14 @@ from .schedule import Schedule
 
 __all__ = ["ConformanceFailure", "RunConfig", "RunResult", "Timeline", "play"]
 
-#: Quiet observations after the story (alternating list orders); the last two must agree.
-SETTLE_ORDERS = ("newest", "oldest", "newest")
+#: Quiet observations after the story, alternating list orders: at least SETTLE_MIN, and more
+#: until the contract's own state has reached its fixpoint (an observation at which no ownership
+#: record changes, see ``Oracle.quiet``) and one more observation has followed it, so that the
+#: last two are both at the fixpoint and must agree (OWN-20). A story can need several: an intent
+#: invalidated, a new intent, its adoption, then quiet. At most SETTLE_MAX.
+SETTLE_ORDERS = ("newest", "oldest")
+SETTLE_MIN = 3
+SETTLE_MAX = 12
 #: The fixed "milliseconds" of backup names, plus the step index, so names are reproducible.
 BACKUP_EPOCH_MS = 1_760_000_000_000
 #: A generation value no driver ever makes.
@@ -181,6 +187,20 @@ class _Run:
         ns_key = self.adapter.labels.namespace
         return [c for c in all_containers if c.labels.get(ns_key) == self.namespace]
 
+    def present(self) -> list[Container]:
+        """The run's containers plus the bound ones outside its namespace (``run:`` with
+        ``namespace:``), which the final ``containers`` expectation and the cleanup must see."""
+        found = self.listed()
+        seen = {c.id for c in found}
+        for cid in self.bindings.values():
+            if cid not in seen:
+                try:
+                    found.append(self.engine.inspect(cid))
+                except EngineError:
+                    continue  # gone
+                seen.add(cid)
+        return found
+
     def identity_matches(self, key: str) -> list[Container]:
         labels = self.adapter.labels
         sid, name = self.sandbox_ids[key], self.sc.sandboxes[key].name
@@ -247,11 +267,15 @@ class _Run:
                 else:
                     self.observe(order or "newest", 1)
         self.tl.add("settle: quiet observations")
-        for order in SETTLE_ORDERS:
-            self.observe(order, 1)
+        fixpoint = False
+        for i in range(SETTLE_MAX):
+            quiet = self.observe(SETTLE_ORDERS[i % len(SETTLE_ORDERS)], 1)
             self.settle.append({sid: self.adapter.snapshot(sid)
                                 for sid in sorted(self.sandbox_ids.values())})
-        self.run_checks("final", self.view(containers=self.listed(), settle=self.settle,
+            if fixpoint and i + 1 >= SETTLE_MIN:
+                break
+            fixpoint = quiet
+        self.run_checks("final", self.view(containers=self.present(), settle=self.settle,
                                            warning_bounds=self.oracle.warning_bounds()))
         return RunResult(self.sc, self.schedule, self.observations, self.tl)
 
@@ -261,7 +285,9 @@ class _Run:
         self.oracle.restarted()
         self.consume_events(2)
 
-    def observe(self, order: str, indent: int) -> None:
+    def observe(self, order: str, indent: int) -> bool:
+        """One observation, then the observation checks. True iff it was a fixpoint of the
+        contract's state (the poll worked, nothing crashed, no ownership record changed)."""
         self.observations += 1
         engine = self.engine
         previous = getattr(engine, "list_order", None)
@@ -273,7 +299,7 @@ class _Run:
             self.tl.add(f"observe ({order}): the driver's poll failed: {exc}", indent)
             self.consume_events(indent + 1)
             self.run_checks("step", self.view(containers=self.listed()))
-            return
+            return False
         finally:
             if self.cfg.ordered_lists and previous is not None:
                 engine.list_order = previous  # type: ignore[attr-defined]
@@ -290,7 +316,7 @@ class _Run:
             self.oracle.restarted()
             self.consume_events(indent + 1)
             self.run_checks("step", self.view(containers=listed))
-            return
+            return False
         snaps = {sid: self.adapter.snapshot(sid) for sid in expected}
         for sid in sorted(expected):
             exp = expected[sid]
@@ -299,6 +325,7 @@ class _Run:
                         f"Ready={exp.ready.status} {exp.ready.reason}]", indent + 1)
         self.run_checks("observation", self.view(expected=expected, snapshots=snaps,
                                                  containers=listed))
+        return self.oracle.quiet
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -447,7 +474,7 @@ class _Run:
         finally:
             try:
                 if self.cfg.cleanup_engine and self.adapter is not None:
-                    self.engine.remove_all((c.id for c in self.listed()), force=True)
+                    self.engine.remove_all((c.id for c in self.present()), force=True)
             finally:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
 

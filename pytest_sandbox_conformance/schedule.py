@@ -5,7 +5,8 @@ what happens there, as a string of tokens:
 
 * ``n``: one observation with the engine's list newest first (Docker's default order);
 * ``o``: one observation with the list oldest first;
-* ``R``: the driver restarts (only first in a gap).
+* ``R``: the driver restarts. Exhaustive exploration puts it first in a gap; a pinned schedule
+  may put it anywhere (``[observe, restart, observe]`` is ``nRn``).
 
 After the last gap the runner lets the driver settle with quiet observations (see ``runner``).
 
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = "1"
-_GAP_RE = re.compile(r"^R?[no]*$")
+_GAP_RE = re.compile(r"^[Rno]*$")
 _ORDER = {"n": "newest", "o": "oldest"}
 
 
@@ -94,8 +95,8 @@ def decode(schedule_id: str, scenario: Scenario | None = None) -> Schedule:
     gaps = tuple("" if g == "0" else g for g in body.split("."))
     for g in gaps:
         if not _GAP_RE.match(g):
-            raise ScheduleError(f"schedule id {schedule_id!r}: gap {g!r} is not one of "
-                                "'0', or 'R' then any of 'n'/'o'")
+            raise ScheduleError(f"schedule id {schedule_id!r}: gap {g!r} is not '0' or a "
+                                "string of 'n', 'o' and 'R'")
     if scenario is not None and len(gaps) != scenario.gaps:
         raise ScheduleError(f"schedule id {schedule_id!r} has {len(gaps)} gaps but scenario "
                             f"{scenario.id!r} has {scenario.gaps} steps")

@@ -11,7 +11,8 @@ The steps, in order:
 1. No authoritative ID: unresolved (``ContainerOwnershipUnresolved``).
 2. An intent exists: the only candidate is exactly the intended replacement: adopt. Otherwise,
    unless the candidates are exactly the intended overlap (incumbent exited under the recorded
-   backup name + the intended replacement), invalidate the intent (pending).
+   backup name, its generation lineage intact, + the intended replacement), invalidate the
+   intent (pending).
 3. A present: an exited, backup-named incumbent with exactly one acceptable successor and nothing
    else, generation lineage intact: adopt if the intent matches exactly, else record the intent.
    An exited backup-named incumbent otherwise: handoff pending. Else A is authoritative and every
@@ -107,6 +108,10 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
     def gen(c: Container) -> str | None:
         return c.labels.get(generation_label)
 
+    def lineage(c: Container) -> bool:
+        """The incumbent still carries the journaled generation (OWN-4, OWN-8)."""
+        return gen(c) == record.generation
+
     def acceptable(c: Container) -> bool:
         """A successor: canonical name, non-terminal, carrying the journaled generation."""
         return (c.id != a_id and c.name == canonical and c.state in NON_TERMINAL_STATES
@@ -135,7 +140,7 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
                 and (only.state in NON_TERMINAL_STATES or only.state == "exited")
                 and record.generation is not None and gen(only) == record.generation):
             return _adopt(record, only, a_id)
-        if not _is_intended_overlap(intent, candidates, a_id, canonical, acceptable):
+        if not _is_intended_overlap(intent, candidates, a_id, canonical, acceptable, lineage):
             cleared = record.with_intent(None)
             message = (f"replacement intent {intent.incumbent} -> {intent.replacement} no longer "
                        "matches what the engine shows; nothing adopted")
@@ -152,8 +157,7 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
         others = [c for c in candidates if c.id != a_id]
         if a.state == "exited" and is_backup_name(a.name, canonical):
             successor = others[0] if len(others) == 1 else None
-            lineage = gen(a) == record.generation
-            if successor is not None and acceptable(successor) and lineage:
+            if successor is not None and acceptable(successor) and lineage(a):
                 wanted = Intent(a_id, successor.id, a.name)
                 if intent == wanted:
                     return _adopt(record, successor, a_id)
@@ -229,14 +233,14 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
 
 
 def _is_intended_overlap(intent: Intent, candidates: Sequence[Container], a_id: str,
-                         canonical: str, acceptable) -> bool:
+                         canonical: str, acceptable, lineage) -> bool:
     if len(candidates) != 2 or intent.incumbent != a_id:
         return False
     by_id = {c.id: c for c in candidates}
     inc, rep = by_id.get(intent.incumbent), by_id.get(intent.replacement)
     return (inc is not None and rep is not None and inc.state == "exited"
             and inc.name == intent.backup_name and is_backup_name(inc.name, canonical)
-            and acceptable(rep))
+            and lineage(inc) and acceptable(rep))
 
 
 def _adopt(record: Record, new: Container, old_id: str) -> Decision:

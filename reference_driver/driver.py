@@ -162,6 +162,10 @@ class ReferenceDriver:
             ready = ready_for_state(self.engine.inspect(cid))
         except EngineError as exc:
             ready = Condition("False", "ContainerStartFailed", f"cannot start {cid[:12]}: {exc}")
+        if spec.id in self._cancelled:
+            # A delete ran during start/inspect (OWN-14): it removed the container and the
+            # journal and emitted Deleted; reporting a snapshot now would resurrect the sandbox.
+            raise DriverError(f"sandbox {spec.id!r} was deleted while it was being created")
         snap = Snapshot(spec.id, spec.name, self.namespace, cid, ready)
         self._snapshots[spec.id] = snap
         self._hub.snapshot(snap)

@@ -82,13 +82,16 @@ class Journal:
 
     def load_all(self) -> Iterator[Record]:
         """Every journaled sandbox, sorted by sandbox id; untrusted ones marked as such."""
+        # A temporary file is ``<journal>.tmp-<pid>``: it never ends with SUFFIX, while every
+        # journal does, even one whose sandbox id contains TMP_MARK (quote() keeps "." and "-").
         for tmp in self.folder.glob("*" + TMP_MARK + "*"):
+            if tmp.name.endswith(SUFFIX):
+                continue
             try:
                 tmp.unlink()  # an interrupted write: the journal beside it is intact
             except OSError:
                 pass
-        paths = sorted(p for p in self.folder.iterdir()
-                       if p.name.endswith(SUFFIX) and TMP_MARK not in p.name)
+        paths = sorted(p for p in self.folder.iterdir() if p.name.endswith(SUFFIX))
         for path in paths:
             yield self.load(path)
 
@@ -109,7 +112,8 @@ class Journal:
     def _parse(self, data: object, sandbox_id: str, path: Path) -> Record:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        if data.get("version") != FORMAT_VERSION:
+        # type() check: JSON true (and 1.0) compare equal to 1 but are not this format's version.
+        if type(data.get("version")) is not int or data["version"] != FORMAT_VERSION:
             raise ValueError(f"version {data.get('version')!r}, expected {FORMAT_VERSION}")
         if data["sandbox_id"] != sandbox_id:
             raise ValueError(f"it belongs to sandbox {data['sandbox_id']!r}, not {sandbox_id!r}")

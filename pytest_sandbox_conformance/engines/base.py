@@ -49,7 +49,8 @@ TERMINAL_STATES = frozenset({"exited", "dead", "paused", "removing"})
 #: States in which Docker considers the container's process alive (stop/kill act on them).
 ACTIVE_STATES = frozenset({"running", "paused", "restarting"})
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Docker's rule (daemon/names.go): one alphanumeric, then at least one more allowed character.
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 def valid_container_name(name: str) -> bool:

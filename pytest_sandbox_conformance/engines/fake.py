@@ -162,7 +162,7 @@ class FakeEngine(Engine):
         c = self._get(container_id)
         if c.state == "paused":
             raise EngineConflict(f"cannot start a paused container {c.id}, try unpause instead")
-        if c.state == "removing":
+        if c.state in ("removing", "dead"):  # Docker: RemovalInProgress || Dead -> 409
             raise EngineConflict(f"container {c.id} is marked for removal and cannot be started")
         if c.state == "running":
             return
