@@ -9,7 +9,9 @@ I/O, so every branch is tested with plain values (``tests/test_decision.py``).
 The steps, in order:
 
 1. No authoritative ID: unresolved (``ContainerOwnershipUnresolved``).
-2. An intent exists: the only candidate is exactly the intended replacement: adopt. Otherwise,
+2. An intent exists: the only candidate is exactly the intended replacement (canonical,
+   non-terminal, journaled generation; OWN-7 wins over §4's "or exited", see docs/contract.md):
+   adopt. Otherwise,
    unless the candidates are exactly the intended overlap (incumbent exited under the recorded
    backup name, its generation lineage intact, + the intended replacement), invalidate the
    intent (pending).
@@ -137,7 +139,7 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
     if intent is not None:
         only = candidates[0] if len(candidates) == 1 else None
         if (only is not None and only.id == intent.replacement and only.name == canonical
-                and (only.state in NON_TERMINAL_STATES or only.state == "exited")
+                and only.state in NON_TERMINAL_STATES
                 and record.generation is not None and gen(only) == record.generation):
             return _adopt(record, only, a_id)
         if not _is_intended_overlap(intent, candidates, a_id, canonical, acceptable, lineage):

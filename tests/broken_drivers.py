@@ -159,7 +159,8 @@ class DeletesOnlyOne(ReferenceDriver):
                 name = record.name if record is not None else ""
             matches = self.engine.list(self.labels.identity(self.namespace, sandbox_id, name))
             authority = record.authority if record is not None else None
-            target = next((c for c in matches if c.id == authority), matches[0] if matches else None)
+            first = matches[0] if matches else None
+            target = next((c for c in matches if c.id == authority), first)
             removed = []
             if target is not None:
                 removed = list(self.engine.remove_all([target.id], force=True))

@@ -12,6 +12,7 @@ have no ini file of their own, so the project's ``filterwarnings = error`` does 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -47,9 +48,12 @@ def named_requirements(text: str) -> set[str]:
 
 
 @pytest.fixture
-def catalog(pytester: pytest.Pytester, sandbox_state_dir: Path):
+def catalog(pytester: pytest.Pytester, sandbox_state_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """``catalog(*args)``: run the bundled catalog in the pytester folder."""
     pytester.syspathinsert(TESTS)
+    # The same for runs in a subprocess (pytest --runpytest=subprocess).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
+        str(TESTS), os.environ.get("PYTHONPATH", "")])))
 
     def run(*args: str) -> pytest.RunResult:
         return pytester.runpytest(*PLUGINS, f"--sandbox-state-dir={sandbox_state_dir}", *args)
@@ -65,7 +69,6 @@ def test_every_broken_driver_has_an_expectation_and_a_factory() -> None:
         assert DRIVERS[name].__name__ == name
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CAUGHT))
 def test_broken_driver_is_caught(catalog, name: str) -> None:
     mode, requirements = CAUGHT[name]
@@ -117,7 +120,6 @@ schedules:
 """
 
 
-@pytest.mark.slow
 def test_exploration_catches_what_the_pinned_schedule_misses(catalog,
                                                              pytester: pytest.Pytester) -> None:
     """Its one pinned schedule adopts B before A is removed, so a driver that emits Deleted on a

@@ -239,12 +239,14 @@ OVERLAP_ROWS = [
     row("overlap-backup-removed-after-intent", record(intent=OVERLAP_INTENT), [B_OK],
         Outcome.ADOPT, new=record(B, retired=(A,)), instance=B, instance_id=B, ready=RUNNING,
         notices=[_replaced(A, B)]),
-    # Section 4 step 2: "non-terminal or exited": an intended replacement that is alone and
-    # exited is adopted (and reported as exited); see OWN-7 for the terminal states.
+    # OWN-7 over section 4 step 2's "or exited" (docs/contract.md, "Where this project decides"):
+    # an intended replacement that is alone but exited is terminal, so the intent is
+    # invalidated; adopting it would make the outcome depend on whether a poll fell between the
+    # intent and the replacement's exit (OWN-20).
     row("overlap-replacement-alone-and-exited", record(intent=OVERLAP_INTENT),
         [container(B, state="exited")],
-        Outcome.ADOPT, new=record(B, retired=(A,)), instance=B, instance_id=B,
-        ready=READY_BY_STATE["exited"], notices=[_replaced(A, B)]),
+        Outcome.INVALIDATE, new=record(), instance=None, instance_id=A, ready=PENDING,
+        notices=[_invalidated(A, B)], candidate_ids=B),
 ]
 
 

@@ -255,7 +255,7 @@ def test_intents_are_recorded_then_adopted_or_cleared(world):
 def _matches_overlap_intent(found: list[Container]) -> bool:
     """The contract's "the observation matches the intent {A -> B, BACKUP} exactly": the same
     overlap (A exited under BACKUP with its lineage, B acceptable), or B alone (section 4
-    step 2: canonical, non-terminal or exited, the journaled generation)."""
+    step 2: canonical, non-terminal, the journaled generation; OWN-7 over §4's "or exited")."""
     by_id = {c.id: c for c in found}
     b = by_id.get(B)
 
@@ -264,7 +264,7 @@ def _matches_overlap_intent(found: list[Container]) -> bool:
                 and b.labels.get(GEN_LABEL) == GEN)
 
     if set(by_id) == {B}:
-        return b_ok(NON_TERMINAL_STATES | {"exited"})
+        return b_ok(NON_TERMINAL_STATES)
     if set(by_id) == {A, B}:
         a = by_id[A]
         return (a.state == "exited" and a.name == BACKUP and a.labels.get(GEN_LABEL) == GEN

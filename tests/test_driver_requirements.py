@@ -513,16 +513,20 @@ def test_fail_closed_without_any_authoritative_id(h):
     h.assert_clean()
 
 
-def test_exited_replacement_after_an_intent_is_adopted_per_section_4(h):
-    # OWN-7 vs contract section 4 step 2: once an intent names B, "the only candidate is exactly
-    # the intended replacement (canonical, non-terminal or exited, right generation) -> adopt".
-    # A B that exits after the intent is adopted and reported as exited (not Ready).
+def test_exited_replacement_after_an_intent_is_not_adopted(h):
+    # OWN-7, OWN-20: once an intent names B, a B that exits before the next observation is a
+    # terminal replacement: the intent is invalidated and nothing is adopted, exactly as if no
+    # poll had fallen between the handoff and B's exit (docs/contract.md, "Where this project
+    # decides": section 4 step 2's "or exited" is not followed).
     a, b, _ = handed_off(h)
     assert h.observe().reason == PENDING
     h.story.remove(a)
     h.story.stop(b)
     snap = h.observe()
-    assert (snap.instance_id, snap.reason) == (b, "ContainerExited")
+    assert (snap.instance_id, snap.reason) == (a, PENDING)
+    assert h.record().authority == a and h.record().intent is None
+    snap = h.observe()
+    assert (snap.instance_id, snap.reason) == (a, "ContainerIdentityConflict")
     h.assert_clean()
 
 

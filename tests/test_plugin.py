@@ -10,6 +10,7 @@ entry point; ``-p sandbox_conformance`` names that entry point too, so the tests
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import xml.etree.ElementTree as ET
@@ -152,9 +153,8 @@ def suite(pytester: pytest.Pytester, sandbox_state_dir: Path):
     as scenarios, and journals on a fast folder."""
 
     def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest(*PLUGINS, "--sandbox-scenarios=scen",
-                                  "--sandbox-no-builtin", f"--sandbox-state-dir={sandbox_state_dir}",
-                                  *args)
+        return pytester.runpytest(*PLUGINS, "--sandbox-scenarios=scen", "--sandbox-no-builtin",
+                                  f"--sandbox-state-dir={sandbox_state_dir}", *args)
 
     return run
 
@@ -178,8 +178,12 @@ def outcomes_by_item(result: pytest.RunResult) -> dict[str, str]:
     return out
 
 
-def use_broken_drivers(pytester: pytest.Pytester) -> None:
+@pytest.fixture
+def broken_drivers(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``tests/broken_drivers.py`` importable in inner runs (in-process or subprocess)."""
     pytester.syspathinsert(TESTS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
+        str(TESTS), os.environ.get("PYTHONPATH", "")])))
 
 
 # -- on, off, options ------------------------------------------------------------------------------
@@ -348,6 +352,7 @@ def test_random_mode_is_reproducible(pytester: pytest.Pytester, suite) -> None:
     assert runs[2] != runs[0]  # another seed draws other schedules
 
 
+@pytest.mark.slow
 def test_xdist_gives_the_same_outcomes(pytester: pytest.Pytester, suite) -> None:
     pytest.importorskip("xdist")
     scenarios(pytester, basic=BASIC, wrong=HALF_WRONG, handoff=HANDOFF)
@@ -442,9 +447,9 @@ def test_json_report_for_a_conformant_driver(pytester: pytest.Pytester, suite) -
         "OWN-1": "passed", "OWN-4": "passed", "OWN-19": "passed", "OWN-20": "passed"}
 
 
-def test_json_report_for_a_broken_driver(pytester: pytest.Pytester, suite) -> None:
+def test_json_report_for_a_broken_driver(pytester: pytest.Pytester, suite,
+                                         broken_drivers) -> None:
     scenarios(pytester, basic=BASIC, handoff=HANDOFF)
-    use_broken_drivers(pytester)
     result = suite("--sandbox-driver=broken_drivers:adopts_on_first_sight",
                      "--sandbox-report=report.json")
     result.assert_outcomes(passed=2, failed=1)
@@ -478,10 +483,9 @@ def test_junitxml_carries_the_sandbox_properties(pytester: pytest.Pytester, suit
 # -- failures --------------------------------------------------------------------------------------
 
 
-def test_failure_output_and_replay(pytester: pytest.Pytester, suite,
+def test_failure_output_and_replay(pytester: pytest.Pytester, suite, broken_drivers,
                                    sandbox_state_dir: Path) -> None:
     scenarios(pytester, handoff=HANDOFF)
-    use_broken_drivers(pytester)
     result = suite("--sandbox-driver=broken_drivers:adopts_on_first_sight")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
@@ -511,9 +515,8 @@ def test_failure_output_and_replay(pytester: pytest.Pytester, suite,
 
 
 def test_failure_in_an_exhaustive_chunk_names_the_smallest_schedule(
-        pytester: pytest.Pytester, suite) -> None:
+        pytester: pytest.Pytester, suite, broken_drivers) -> None:
     scenarios(pytester, handoff=HANDOFF)
-    use_broken_drivers(pytester)
     result = suite("--sandbox-driver=broken_drivers:deleted_on_missing",
                      "--sandbox-schedules=exhaustive")
     result.assert_outcomes(passed=1, failed=1)
