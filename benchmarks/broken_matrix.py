@@ -120,6 +120,8 @@ def main() -> int:
     w("- **exhaustive**: `--sandbox-schedules=exhaustive`, every schedule of observations, list "
       "orders and restarts (the pinned ones included). *exhaustive only* means no pinned "
       "schedule catches the bug: only exploration does.")
+    w("- Run one yourself: `PYTHONPATH=tests pytest --sandbox-driver=broken_drivers:<name>` "
+      "(add `--sandbox-schedules=exhaustive` to explore).")
     w("- The reference driver passes every scenario under both: "
       + ", ".join(f"{m} {reference[m]['counts']['passed']} items passed, "
                   f"{reference[m]['counts']['failed']} failed" for m in MODES) + ".")
@@ -127,8 +129,9 @@ def main() -> int:
     w("## Summary")
     w("")
     w("| broken driver | what it gets wrong | caught under | scenarios that catch it (pinned / "
-      "exhaustive) | requirements the failures name |")
-    w("|---|---|---|---|---|")
+      "exhaustive) | requirements the failures name | broken (says its docstring) but never "
+      "named |")
+    w("|---|---|---|---|---|---|")
     for n in names:
         cls = broken_drivers.BROKEN[n]
         doc = inspect.getdoc(cls) or ""
@@ -144,8 +147,10 @@ def main() -> int:
             problems.append(f"{n} is not caught by the catalog")
         reqs = own_sorted(r for f in list(pin.values()) + list(exh.values())
                           for _, _, rs in f for r in rs)
+        claimed = own_sorted(re.findall(r"\bOWN-\d+\b", doc))
+        unnamed = [r for r in claimed if r not in reqs]
         w(f"| `{n}` | {first} | {where} | {len(pin)} / {len(exh)} | "
-          f"{', '.join(reqs) or '-'} |")
+          f"{', '.join(reqs) or '-'} | {', '.join(unnamed) or '-'} |")
     w("")
     w("## Matrix")
     w("")

@@ -133,8 +133,7 @@ class Oracle:
         keys = self.labels
         by_sandbox: dict[str, list[Container]] = {}
         for c in listed:
-            if (c.labels.get(keys.managed_by) == keys.managed_by_value
-                    and c.labels.get(keys.namespace) == self.namespace):
+            if c.labels.get(keys.namespace) == self.namespace:
                 by_sandbox.setdefault(c.labels.get(keys.sandbox_id, ""), []).append(c)
         out: dict[str, Expected] = {}
         crashed = False

@@ -150,6 +150,12 @@ class Suite:
         added: list[pytest.Item] = []
         all_collected = True
         for path, nodeid in self.scenario_paths():
+            # --lf skips every file it cannot map back to a failed node id, once one file had a
+            # failure; the catalog's node ids are no paths under the rootdir, so it would skip the
+            # catalog. Let --lf select the scenario items by id instead (it does, after this).
+            lf_skip = config.pluginmanager.get_plugin("lfplugin-collskip")
+            if lf_skip is not None:
+                config.pluginmanager.unregister(lf_skip)
             node = ScenarioFile.from_parent(session, path=path, nodeid=nodeid)
             node.suite = self
             report = collect_one_node(node)

@@ -144,9 +144,10 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
             return _adopt(record, only, a_id)
         if not _is_intended_overlap(intent, candidates, a_id, canonical, acceptable, lineage):
             cleared = record.with_intent(None)
-            message = (f"replacement intent {intent.incumbent} -> {intent.replacement} no longer "
-                       "matches what the engine shows; nothing adopted")
-            notice = Notice(f"intent-invalidated:{intent.incumbent}:{intent.replacement}",
+            incumbent = intent.incumbent or "-"
+            message = (f"replacement intent {incumbent[:12]} -> {intent.replacement[:12]} no "
+                       "longer matches what the engine shows; nothing adopted")
+            notice = Notice(f"intent-invalidated:{incumbent}:{intent.replacement}",
                             "SandboxReplacementIntentInvalidated", message,
                             {"authoritative_instance_id": a_id,
                              "candidate_instance_ids": _ids(candidates)})

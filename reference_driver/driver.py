@@ -205,18 +205,20 @@ class ReferenceDriver:
                 name = record.name if record is not None else ""
             if sandbox_id in self._creating:
                 self._cancelled.add(sandbox_id)
-            matches = self.engine.list(self.labels.identity(self.namespace, sandbox_id, name))
+            matches = self.engine.list(self.labels.exact(self.namespace, sandbox_id, name))
             removed = []
-            for c in matches:
-                if c.labels.get(self.labels.managed_by) != self.labels.managed_by_value:
-                    continue
+            for c in matches:  # exact matches of namespace, id and name: nothing else (OWN-14)
                 try:
                     self.engine.stop(c.id)
                 except EngineError:
                     pass
                 removed.extend(self.engine.remove_all([c.id], force=True))
             if record is not None or removed:
-                self.journal.forget(sandbox_id)
+                try:
+                    self.journal.forget(sandbox_id)
+                except JournalWriteError as exc:
+                    raise DriverError(f"removed {len(removed)} container(s) but cannot remove "
+                                      f"the journal of {sandbox_id!r}: {exc}") from exc
                 self._records.pop(sandbox_id, None)
                 self._snapshots.pop(sandbox_id, None)
                 self._hub.forget(sandbox_id)
@@ -229,8 +231,9 @@ class ReferenceDriver:
         """One poll: list the namespace once, resolve every tracked sandbox, report changes."""
         with self._lock:
             keys = self.labels
-            listed = self.engine.list({keys.managed_by: keys.managed_by_value,
-                                       keys.namespace: self.namespace})
+            # Candidates match on namespace, sandbox id and name (contract §4); managed-by is
+            # not required, so a hand-made copy without it is still seen (and refused).
+            listed = self.engine.list({keys.namespace: self.namespace})
             by_sandbox: dict[str, list[Container]] = {}
             for c in listed:
                 by_sandbox.setdefault(c.labels.get(keys.sandbox_id, ""), []).append(c)

@@ -31,6 +31,10 @@ class LabelKeys:
             self.namespace: namespace,
         }
 
+    def exact(self, namespace: str, sandbox_id: str, name: str) -> dict[str, str]:
+        """The label filter of a sandbox's exact matches (candidates, and what delete removes)."""
+        return {self.sandbox_id: sandbox_id, self.sandbox_name: name, self.namespace: namespace}
+
     def matches(self, labels: Mapping[str, str], namespace: str, sandbox_id: str, name: str) -> bool:
         """The candidate rule (contract §4): namespace, sandbox id and name labels all match."""
         return (labels.get(self.sandbox_id) == sandbox_id

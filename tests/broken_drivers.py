@@ -157,7 +157,7 @@ class DeletesOnlyOne(ReferenceDriver):
             record = self._records.get(sandbox_id)
             if name is None:
                 name = record.name if record is not None else ""
-            matches = self.engine.list(self.labels.identity(self.namespace, sandbox_id, name))
+            matches = self.engine.list(self.labels.exact(self.namespace, sandbox_id, name))
             authority = record.authority if record is not None else None
             first = matches[0] if matches else None
             target = next((c for c in matches if c.id == authority), first)

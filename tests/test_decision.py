@@ -83,7 +83,7 @@ def _replaced(old, new):
 
 
 def _invalidated(incumbent, replacement):
-    return (f"intent-invalidated:{incumbent}:{replacement}", "SandboxReplacementIntentInvalidated")
+    return (f"intent-invalidated:{incumbent or '-'}:{replacement}", "SandboxReplacementIntentInvalidated")
 
 
 def _conflict(a, ids):

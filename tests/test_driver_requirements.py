@@ -970,11 +970,13 @@ def test_delete_removes_backups_and_duplicates_but_nothing_else(h):
         h.story.clone(dict(labels, **{KEYS.namespace: "elsewhere"}), name="other-namespace"),
         h.story.clone(dict(labels, **{KEYS.sandbox_name: "other-name"}), name="other-name"),
         h.story.clone(dict(labels, **{KEYS.sandbox_id: "sbx-9999"}), name="other-id"),
-        h.story.clone(dict(labels, **{KEYS.managed_by: "someone-else"}), name="not-managed"),
     ]
+    # The match is on namespace, id and name only: another managed-by value is still a match.
+    foreign_owner = h.story.clone(dict(labels, **{KEYS.managed_by: "someone-else"}),
+                                  name="not-managed")
     assert h.delete() is True
     assert h.container_ids() == keep
-    for cid in (a, b, dup):
+    for cid in (a, b, dup, foreign_owner):
         assert cid not in h.container_ids()
     assert h.driver.tracked() == [] and h.snap() is None
     assert journal_files(h) == []

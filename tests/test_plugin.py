@@ -228,6 +228,9 @@ def test_ini_twin_turns_the_suite_on(pytester: pytest.Pytester,
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["sandbox conformance: driver reference*schedules pinned*",
                                  "*driver reference 1: conformant*"])
+    # The command line wins over the ini file.
+    result = pytester.runpytest(*PLUGINS, "--sandbox-schedules=random:3:9", "--collect-only")
+    result.stdout.fnmatch_lines(["sandbox conformance: *schedules random 3 seed 9"])
 
 
 def test_ini_scenario_folder_is_relative_to_the_ini_file(pytester: pytest.Pytester,
@@ -282,15 +285,34 @@ def test_last_failed_reruns_exactly_the_failed_item(pytester: pytest.Pytester, s
     again.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*"])
 
 
+def test_last_failed_reruns_scenario_items_outside_the_rootdir_too(
+        pytester: pytest.Pytester, suite, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Beside a failed test module, --lf once skipped every scenario file outside the rootdir
+    (the catalog among them): their node ids are not paths it can map back to files."""
+    outside = tmp_path_factory.mktemp("outside-scenarios")
+    (outside / "wrong.yaml").write_text(HALF_WRONG)
+    scenarios(pytester, basic=BASIC)
+    pytester.makepyfile(test_plain="def test_bad():\n    assert False\n")
+    args = ("--sandbox-driver=reference", f"--sandbox-scenarios={outside}", "-rA")
+    first = suite(*args)
+    first.assert_outcomes(passed=3, failed=2)
+    failed = {k for k, v in outcomes_by_item(first).items() if v == "FAILED"}
+    assert failed == {"test_plain.py::test_bad",
+                      f"sandbox-scenarios/{outside.name}/wrong.yaml::half-wrong[wrong]"}
+    again = suite(*args, "--lf")
+    assert set(outcomes_by_item(again)) == failed
+    assert again.parseoutcomes()["failed"] == 2 and "passed" not in again.parseoutcomes()
+
+
 def test_sandbox_schedule_replays_one_item(pytester: pytest.Pytester, suite) -> None:
     scenarios(pytester, basic=BASIC, handoff=HANDOFF)
     # A pinned schedule's id gets its pinned name back.
     result = suite("--sandbox-driver=reference", "--sandbox-schedule=basic@1-nn.0",
-                     "--collect-only", "-q")
+                   "--collect-only", "-q")
     assert collected(result) == ["scen/basic.yaml::basic[late]"]
     # Any other schedule of the right length is its own item, named by its id.
     result = suite("--sandbox-driver=reference",
-                     "--sandbox-schedule=handoff@1-n.0.on.0.0", "-rA")
+                   "--sandbox-schedule=handoff@1-n.0.on.0.0", "-rA")
     assert outcomes_by_item(result) == {"scen/handoff.yaml::handoff[1-n.0.on.0.0]": "PASSED"}
     # --sandbox-schedule alone turns the suite on (with the reference driver).
     result = suite("--sandbox-schedule=basic@1-n.n", "--collect-only", "-q")
@@ -341,7 +363,7 @@ def test_random_mode_is_reproducible(pytester: pytest.Pytester, suite) -> None:
     scenarios(pytester, handoff=HANDOFF)
     pytester.makeconftest(SHOW_SCHEDULES)
     runs = [_schedules_shown(suite("--sandbox-driver=reference", "--collect-only",
-                                     "-q", "-s", f"--sandbox-schedules={mode}"))
+                                   "-q", "-s", f"--sandbox-schedules={mode}"))
             for mode in ("random:7:3", "random:7:3", "random:7:4")]
     assert runs[0] == runs[1]
     # One chunk item of 7 schedules, then the pinned one.
@@ -357,11 +379,16 @@ def test_xdist_gives_the_same_outcomes(pytester: pytest.Pytester, suite) -> None
     pytest.importorskip("xdist")
     scenarios(pytester, basic=BASIC, wrong=HALF_WRONG, handoff=HANDOFF)
     args = ("--sandbox-driver=reference", "--sandbox-schedules=random:30:1", "-rA", "-p", "xdist")
-    serial = suite(*args, "-n", "0")
-    parallel = suite(*args, "-n", "2")
+    serial = suite(*args, "-n", "0", "--sandbox-report=serial.json")
+    parallel = suite(*args, "-n", "2", "--sandbox-report=parallel.json")
     assert outcomes_by_item(serial) == outcomes_by_item(parallel)
     assert "FAILED" in outcomes_by_item(serial).values()
-    assert serial.parseoutcomes() == {k: v for k, v in parallel.parseoutcomes().items()}
+    assert serial.parseoutcomes() == parallel.parseoutcomes()
+    # The controller writes one report, with every worker's results.
+    reports = [json.loads((pytester.path / f).read_text()) for f in ("serial.json",
+                                                                     "parallel.json")]
+    assert reports[0]["scenarios"] == reports[1]["scenarios"]
+    assert reports[0]["counts"] == reports[1]["counts"]
 
 
 # -- bad scenario files ----------------------------------------------------------------------------
@@ -419,11 +446,11 @@ def test_missing_capability_skips_with_a_reason(pytester: pytest.Pytester, suite
 def test_gpu_mark_selects_gpu_scenarios(pytester: pytest.Pytester, suite) -> None:
     scenarios(pytester, basic=BASIC, gpu=GPU_MARKED)
     result = suite("--sandbox-driver=reference", "-m", "gpu", "--strict-markers",
-                     "-rA")
+                   "-rA")
     result.assert_outcomes(passed=1, deselected=2)
     assert outcomes_by_item(result) == {"scen/gpu.yaml::gpu-marked[every-step]": "PASSED"}
     result = suite("--sandbox-driver=reference", "-m", "not gpu and core",
-                     "--strict-markers", "--collect-only", "-q")
+                   "--strict-markers", "--collect-only", "-q")
     assert collected(result) == ["scen/basic.yaml::basic[early]", "scen/basic.yaml::basic[late]"]
 
 
@@ -451,7 +478,7 @@ def test_json_report_for_a_broken_driver(pytester: pytest.Pytester, suite,
                                          broken_drivers) -> None:
     scenarios(pytester, basic=BASIC, handoff=HANDOFF)
     result = suite("--sandbox-driver=broken_drivers:adopts_on_first_sight",
-                     "--sandbox-report=report.json")
+                   "--sandbox-report=report.json")
     result.assert_outcomes(passed=2, failed=1)
     report = json.loads(pytester.path.joinpath("report.json").read_text())
     assert report["verdict"] == "not conformant"
@@ -518,7 +545,7 @@ def test_failure_in_an_exhaustive_chunk_names_the_smallest_schedule(
         pytester: pytest.Pytester, suite, broken_drivers) -> None:
     scenarios(pytester, handoff=HANDOFF)
     result = suite("--sandbox-driver=broken_drivers:deleted_on_missing",
-                     "--sandbox-schedules=exhaustive")
+                   "--sandbox-schedules=exhaustive")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*handoff?exhaustive-1of1?*",
                                  "schedule:     1-0.0.0.0.0",

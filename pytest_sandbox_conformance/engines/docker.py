@@ -1,0 +1,357 @@
+"""The real engine: Docker (or Podman's Docker-compatible API) through the Docker SDK.
+
+The SDK is imported lazily, inside :class:`DockerEngine`, so that importing this module (and the
+rest of the package) never needs it; without it the constructor raises an :class:`ImportError`
+that names ``pip install 'pytest-sandbox-conformance[live]'``.
+
+Every Docker SDK failure goes through one context manager, :func:`map_docker_errors` (the way
+httpx's ``map_httpcore_exceptions`` turns httpcore's exceptions into its own), so callers only
+ever see :class:`~.base.EngineError` and its subclasses: the engine's HTTP status decides the class
+(404 :class:`~.base.EngineNotFound`, 409 :class:`~.base.EngineConflict`, 400
+:class:`~.base.EngineInvalid`, anything else :class:`~.base.EngineError` with that status), and an
+engine that cannot be reached at all is an :class:`~.base.EngineError` with status 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import time
+from collections import Counter
+from typing import Any, Iterator, Mapping
+
+from .base import (
+    Container,
+    ContainerSpec,
+    DeviceRequest,
+    Engine,
+    EngineConflict,
+    EngineError,
+    EngineInvalid,
+    EngineNotFound,
+    LabelFilter,
+)
+
+__all__ = ["DockerEngine", "INSTALL_HINT", "map_docker_errors", "parse_created", "resolve_endpoint"]
+
+#: What to install when the Docker SDK is missing.
+INSTALL_HINT = "pip install 'pytest-sandbox-conformance[live]'"
+
+#: Runtime names that mean "the engine's default runtime" rather than one a client asked for
+#: (Docker fills ``HostConfig.Runtime`` with its default, Podman's compatible API says ``oci``).
+_DEFAULT_RUNTIME_ALIASES = frozenset({"", "oci"})
+
+_UNREACHABLE = 503
+
+
+def _import_docker() -> Any:
+    try:
+        import docker  # noqa: PLC0415 - lazy on purpose
+        import docker.context  # noqa: F401,PLC0415
+        import docker.errors  # noqa: F401,PLC0415
+        import docker.types  # noqa: F401,PLC0415
+    except ImportError as exc:
+        raise ImportError(
+            f"the Docker engine needs the Docker SDK (the 'docker' package): {INSTALL_HINT}"
+        ) from exc
+    return docker
+
+
+def _error_for_status(status: int | None, message: str) -> EngineError:
+    if status == 404:
+        return EngineNotFound(message)
+    if status == 409:
+        return EngineConflict(message)
+    if status == 400:
+        return EngineInvalid(message)
+    return EngineError(message, status=status or 500)
+
+
+@contextlib.contextmanager
+def map_docker_errors(where: str = "the Docker engine") -> Iterator[None]:
+    """Turn every Docker SDK (and transport) exception raised inside into an :class:`EngineError`.
+
+    ``where`` names the engine in messages about failed connections. Our own errors pass through.
+    """
+    docker = _import_docker()
+    import requests  # noqa: PLC0415 - the SDK's transport, present whenever docker is
+
+    try:
+        yield
+    except EngineError:
+        raise
+    except docker.errors.APIError as exc:
+        status = exc.status_code
+        message = str(exc.explanation or exc)
+        raise _error_for_status(status, message) from exc
+    except docker.errors.NullResource as exc:  # an empty ID or name; the API would answer 404
+        raise EngineNotFound(f"No such container: (empty reference): {exc}") from exc
+    except docker.errors.DockerException as exc:
+        # InvalidVersion, TLSParameterError, ContextException, "Error while fetching server API
+        # version" (the engine is not there), ...
+        text = str(exc)
+        status = _UNREACHABLE if "fetching server API version" in text else 500
+        raise EngineError(f"{where}: {text}", status=status) from exc
+    except requests.exceptions.RequestException as exc:  # refused, reset, timed out
+        raise EngineError(f"cannot reach {where}: {exc}", status=_UNREACHABLE) from exc
+    except OSError as exc:  # a socket error that slipped past requests
+        raise EngineError(f"cannot reach {where}: {exc}", status=_UNREACHABLE) from exc
+
+
+def resolve_endpoint(base_url: str | None = None) -> tuple[str, Any, str]:
+    """Where to connect: ``(base_url, tls, source)``, as the ``docker`` CLI would choose.
+
+    An explicit ``base_url`` wins; then ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY`` and
+    ``DOCKER_CERT_PATH``); then the current docker context (``DOCKER_CONTEXT``, else
+    ``currentContext`` in the docker config file: what ``docker context inspect`` shows); then
+    the default socket. ``source`` says which, for messages and reports.
+    """
+    docker = _import_docker()
+    if base_url:
+        return base_url, False, "base_url"
+    if os.environ.get("DOCKER_HOST"):
+        kwargs = docker.utils.kwargs_from_env()
+        return kwargs["base_url"], kwargs.get("tls", False), "DOCKER_HOST"
+    with map_docker_errors("the current docker context"):
+        name = os.environ.get("DOCKER_CONTEXT") or None
+        ctx = docker.context.ContextAPI.get_context(name)
+        if ctx is None:
+            raise EngineError(f"docker context {name!r} does not exist (DOCKER_CONTEXT)",
+                              status=404)
+    host = ctx.Host
+    if host:
+        return host, ctx.TLSConfig or False, f"docker context {ctx.Name!r}"
+    default = docker.constants.DEFAULT_UNIX_SOCKET
+    return default.removeprefix("http+"), False, "default socket"
+
+
+_CREATED_RE = re.compile(
+    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def parse_created(value: str) -> int:
+    """An RFC 3339 timestamp with up to nanosecond precision (Docker's ``Created``) -> Unix ns."""
+    import datetime as dt  # noqa: PLC0415
+
+    m = _CREATED_RE.match(value.strip())
+    if not m:
+        raise EngineError(f"unexpected creation time from the engine: {value!r}")
+    whole, frac, zone = m.groups()
+    tz = dt.timezone.utc
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        hh, mm = int(zone[1:3]), int(zone[-2:])
+        tz = dt.timezone(sign * dt.timedelta(hours=hh, minutes=mm))
+    seconds = int(dt.datetime.fromisoformat(whole).replace(tzinfo=tz).timestamp())
+    nanos = int((frac or "0")[:9].ljust(9, "0"))
+    return seconds * 1_000_000_000 + nanos
+
+
+def _parse_env(entries: list[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in entries or ():
+        key, _, value = entry.partition("=")
+        env[key] = value
+    return env
+
+
+def _device_request(raw: Mapping[str, Any]) -> DeviceRequest:
+    return DeviceRequest(
+        driver=raw.get("Driver") or "",
+        count=raw.get("Count") or 0,
+        device_ids=tuple(raw.get("DeviceIDs") or ()),
+        capabilities=tuple(tuple(c) for c in raw.get("Capabilities") or ()),
+        options=dict(raw.get("Options") or {}),
+    )
+
+
+def _primary_name(names: list[str] | None) -> str:
+    """A list entry's own name: ``Names`` can also hold legacy link aliases (``/other/alias``)."""
+    names = names or [""]
+    own = next((n for n in names if n.count("/") <= 1), names[0])
+    return own.lstrip("/")
+
+
+class DockerEngine(Engine):
+    """The Docker engine (or another engine behind Docker's API), through the Docker SDK.
+
+    ``base_url=None`` connects where the ``docker`` CLI would (:func:`resolve_endpoint`:
+    ``DOCKER_HOST``, else the current docker context, else the default socket); pass a URL such
+    as ``unix:///run/podman/podman.sock``, ``tcp://host:2376`` or ``ssh://user@host`` for another
+    engine. ``name`` is the engine's name in reports (``"podman"`` for Podman's compatible API).
+    ``timeout`` is the SDK's per-request timeout in seconds (a ``stop`` adds its own grace time).
+    The constructor asks the engine for its API version (one request, not counted), so an engine
+    that cannot be reached fails here, with an :class:`EngineError` of status 503.
+
+    **list versus inspect.** :meth:`list` is one ``GET /containers/json?all=1`` with label
+    filters, whatever the number of containers, and builds each :class:`Container` from that
+    summary alone: ``id``, ``name``, ``image``, ``state``, ``labels`` and ``created`` (Docker's
+    list reports whole seconds, so ``created`` is ``seconds * 10**9``: it orders like creation
+    but ties within one second; the list itself is exactly newest first). The summary has no
+    command, environment, device requests or runtime, so those are empty (``()``, ``{}``,
+    ``()``, ``None``) in list results; :meth:`inspect` (one request per container) fills
+    everything, with ``created`` in nanoseconds. A driver's observation therefore costs one
+    request; whoever needs a container's GPU requests inspects it. The in-memory fake returns the
+    same summaries from ``list``.
+
+    ``runtime`` is ``None`` when the container runs the engine's default runtime (Docker reports
+    its default, ``runc``, for every container that asked for none).
+
+    Every container is created with ``network_mode="none"``: no bridge, no iptables, nothing to
+    pull; sandboxes here only need to exist and run.
+
+    For benchmarks, :attr:`calls` counts requests per operation (failures included, like the
+    fake's counter) and :attr:`api_seconds` totals the time spent inside them.
+    """
+
+    def __init__(self, base_url: str | None = None, *, name: str = "docker",
+                 timeout: float = 60.0) -> None:
+        self._docker = _import_docker()
+        self.name = name
+        self.calls: Counter[str] = Counter()
+        self.api_seconds = 0.0
+        self.closed = False
+        self._info: dict[str, Any] | None = None
+        self.base_url, tls, self.endpoint_source = resolve_endpoint(base_url)
+        self._where = f"the {name} engine at {self.base_url} (from {self.endpoint_source})"
+        with map_docker_errors(self._where):
+            self._api = self._docker.APIClient(base_url=self.base_url, version="auto",
+                                               timeout=timeout, tls=tls)
+
+    def __repr__(self) -> str:
+        return f"DockerEngine({self.base_url!r}, name={self.name!r})"
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def api(self) -> Any:
+        """The SDK's low-level ``docker.APIClient`` (for helpers such as :mod:`.image`)."""
+        self._check_open()
+        return self._api
+
+    @contextlib.contextmanager
+    def _call(self, op: str) -> Iterator[None]:
+        """Count one request of ``op``, time it, and map its errors."""
+        self._check_open()
+        self.calls[op] += 1
+        started = time.perf_counter()
+        try:
+            with map_docker_errors(self._where):
+                yield
+        finally:
+            self.api_seconds += time.perf_counter() - started
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise EngineError(f"{self._where}: the engine was closed")
+
+    def info(self) -> dict[str, Any]:
+        """The engine's ``docker info`` (fetched once, then cached)."""
+        if self._info is None:
+            with self._call("info"):
+                self._info = self._api.info()
+        return self._info
+
+    def runtimes(self) -> frozenset[str]:
+        """The runtimes the engine knows (``docker info``'s ``Runtimes``)."""
+        return frozenset((self.info().get("Runtimes") or {}).keys())
+
+    def _runtime(self, raw: str | None) -> str | None:
+        if not raw or raw in _DEFAULT_RUNTIME_ALIASES:
+            return None
+        if raw == self.info().get("DefaultRuntime"):
+            return None
+        return raw
+
+    # -- Engine -------------------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> str:
+        if not spec.name:
+            # The API would invent a random name; the Engine interface always names containers.
+            raise EngineInvalid("Invalid container name (), a container needs a name")
+        types = self._docker.types
+        requests = [
+            types.DeviceRequest(driver=r.driver, count=r.count, device_ids=list(r.device_ids),
+                                capabilities=[list(c) for c in r.capabilities],
+                                options=dict(r.options))
+            for r in spec.device_requests
+        ]
+        with self._call("create"):
+            host_config = self._api.create_host_config(
+                network_mode="none", device_requests=requests or None, runtime=spec.runtime)
+            answer = self._api.create_container(
+                image=spec.image, command=list(spec.command) or None, name=spec.name,
+                labels=dict(spec.labels), environment=dict(spec.env) or None,
+                host_config=host_config)
+        return answer.get("Id", "") if answer else ""
+
+    def start(self, container_id: str) -> None:
+        with self._call("start"):
+            self._api.start(container_id)
+
+    def stop(self, container_id: str, timeout: float = 0) -> None:
+        with self._call("stop"):
+            self._api.stop(container_id, timeout=max(0, math.ceil(timeout)))
+
+    def kill(self, container_id: str) -> None:
+        with self._call("kill"):
+            self._api.kill(container_id)
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        with self._call("rename"):
+            self._api.rename(container_id, new_name)
+
+    def remove(self, container_id: str, force: bool = False) -> None:
+        # v=True: anonymous volumes go with the container (named volumes are never removed).
+        with self._call("remove"):
+            self._api.remove_container(container_id, v=True, force=force)
+
+    def list(self, labels: LabelFilter | None = None) -> list[Container]:
+        wanted = [key if value is None else f"{key}={value}"
+                  for key, value in (labels or {}).items()]
+        with self._call("list"):
+            rows = self._api.containers(all=True, filters={"label": wanted} if wanted else None)
+        return [self._summary(row) for row in rows]
+
+    def inspect(self, container_id: str) -> Container:
+        with self._call("inspect"):
+            raw = self._api.inspect_container(container_id)
+        config = raw.get("Config") or {}
+        host = raw.get("HostConfig") or {}
+        return Container(
+            id=raw["Id"],
+            name=(raw.get("Name") or "").lstrip("/"),
+            image=config.get("Image") or raw.get("Image", ""),
+            state=(raw.get("State") or {}).get("Status", ""),
+            labels=config.get("Labels") or {},
+            created=parse_created(raw["Created"]),
+            command=tuple(config.get("Cmd") or ()),
+            env=_parse_env(config.get("Env")),
+            device_requests=tuple(_device_request(r) for r in host.get("DeviceRequests") or ()),
+            runtime=self._runtime(host.get("Runtime")),
+        )
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._api.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _summary(row: Mapping[str, Any]) -> Container:
+        created = row.get("Created") or 0
+        if isinstance(created, str):  # some compatible engines send a timestamp
+            created_ns = parse_created(created)
+        else:
+            created_ns = int(created) * 1_000_000_000
+        return Container(
+            id=row["Id"],
+            name=_primary_name(row.get("Names")),
+            image=row.get("Image", ""),
+            state=row.get("State", ""),
+            labels=row.get("Labels") or {},
+            created=created_ns,
+        )
