@@ -43,6 +43,8 @@ SETTLE_MIN = 3
 SETTLE_MAX = 12
 #: The fixed "milliseconds" of backup names, plus the step index, so names are reproducible.
 BACKUP_EPOCH_MS = 1_760_000_000_000
+#: What containers the suite runs itself execute (images made by ``docker import`` have none).
+RUN_COMMAND = ("sleep", "2147483647")
 #: A generation value no driver ever makes.
 WRONG_GENERATION = "00000000-0000-4000-8000-000000000000"
 
@@ -69,6 +71,8 @@ class RunConfig:
     ordered_lists: bool = True
     #: Engines that need it get every container of the run removed at the end.
     cleanup_engine: bool = False
+    #: Labels the suite adds to every container it creates itself (live session labels).
+    extra_labels: dict[str, str] = field(default_factory=dict)
 
 
 class Timeline:
@@ -456,8 +460,10 @@ class _Run:
             extra = dict(GPU_STYLES[style])
             env = {**env, **extra.pop("env", {})}
         name = self.resolve_name(step.args.get("name", "canonical"), key, step.index)
+        labels.update(self.cfg.extra_labels)
         cid = self.engine.create(ContainerSpec(name=name, image=image, labels=labels,
-                                               command=tuple(command), env=env, **extra))
+                                               command=tuple(command) or RUN_COMMAND, env=env,
+                                               **extra))
         state = step.args.get("state", "running")
         if state in ("running", "exited"):
             self.engine.start(cid)

@@ -152,37 +152,42 @@ def crowded_gaps(scenario: Scenario) -> list[bool]:
     return out
 
 
-def _gap_options(crowded: bool, k: int, last: bool) -> list[str]:
+def _gap_options(crowded: bool, k: int, last: bool, orders: str) -> list[str]:
     if last:
         return [""]  # the settle phase observes after the last step anyway
-    alphabet = "no" if crowded else "n"
+    alphabet = orders if crowded else "n"
     return ["".join(p) for length in range(k + 1) for p in itertools.product(alphabet, repeat=length)]
 
 
-def _space(scenario: Scenario, restarts: bool) -> tuple[list[list[str]], list[int | None]]:
+def _space(scenario: Scenario, restarts: bool,
+           orders: str = "no") -> tuple[list[list[str]], list[int | None]]:
     crowded = crowded_gaps(scenario)
     n = len(crowded)
-    options = [_gap_options(crowded[i], scenario.max_observations, i == n - 1) for i in range(n)]
+    options = [_gap_options(crowded[i], scenario.max_observations, i == n - 1, orders)
+               for i in range(n)]
     restart_points: list[int | None] = [None]
     if restarts and scenario.restart == "anywhere":
         restart_points.extend(range(n))
     return options, restart_points
 
 
-def exhaustive_count(scenario: Scenario, restarts: bool = True) -> int:
-    options, points = _space(scenario, restarts)
+def exhaustive_count(scenario: Scenario, restarts: bool = True, orders: str = "no") -> int:
+    options, points = _space(scenario, restarts, orders)
     total = 1
     for o in options:
         total *= len(o)
     return total * len(points)
 
 
-def enumerate_exhaustive(scenario: Scenario, restarts: bool = True) -> Iterator[Schedule]:
+def enumerate_exhaustive(scenario: Scenario, restarts: bool = True,
+                         orders: str = "no") -> Iterator[Schedule]:
     """Every schedule, in a fixed order: at most ``max_observations`` per gap, both list orders
     where a sandbox has two or more containers, and (when the scenario allows restarts and
     ``restarts`` is true) a restart at every gap. Schedules that differ only in the list order
-    of an observation that cannot see two containers of a sandbox are one schedule."""
-    options, points = _space(scenario, restarts)
+    of an observation that cannot see two containers of a sandbox are one schedule. ``orders``
+    is ``"no"`` (both orders) or ``"n"`` (an engine that cannot be told an order lists newest
+    first, as Docker does)."""
+    options, points = _space(scenario, restarts, orders)
     for point in points:
         for combo in itertools.product(*options):
             if point is None:
@@ -193,14 +198,15 @@ def enumerate_exhaustive(scenario: Scenario, restarts: bool = True) -> Iterator[
                 yield Schedule(tuple(gaps))
 
 
-def random_sample(scenario: Scenario, n: int, seed: int, restarts: bool = True) -> list[Schedule]:
+def random_sample(scenario: Scenario, n: int, seed: int, restarts: bool = True,
+                  orders: str = "no") -> list[Schedule]:
     """``n`` distinct schedules drawn reproducibly from the exhaustive space (all of it if
     smaller). The draw depends only on ``seed`` and the scenario id."""
-    total = exhaustive_count(scenario, restarts)
+    total = exhaustive_count(scenario, restarts, orders)
     if total <= n:
-        return list(enumerate_exhaustive(scenario, restarts))
+        return list(enumerate_exhaustive(scenario, restarts, orders))
     rng = random.Random(seed * 1_000_003 + zlib.crc32(scenario.id.encode()))
-    options, points = _space(scenario, restarts)
+    options, points = _space(scenario, restarts, orders)
     seen: dict[str, Schedule] = {}
     while len(seen) < n:
         gaps = [rng.choice(o) for o in options]

@@ -206,8 +206,6 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Sc
                 continue
             for tok in tokens:
                 gaps[index].append("newest" if tok == "observe" else tok)
-                if tok == "oldest":
-                    needs.add("list-order")
                 if tok == "restart":
                     needs.add("restart")
         merged = expect

@@ -1,0 +1,151 @@
+"""Safety on a real engine: the suite only ever touches containers it created.
+
+Every run of a scenario gets a driver namespace ``sbxc-<session>-<run>`` (the value of the
+namespace label on every container the driver creates) and every container the suite itself
+creates carries the label ``sandbox-conformance.session=<session>``. A session holds an exclusive
+lock on ``<lock dir>/<session>.lock`` while it lives.
+
+* At start the controller **sweeps** leftovers of earlier sessions that died (crashed, killed):
+  containers whose session's lock file exists in the lock folder but is no longer held. Sessions
+  it knows nothing about (another machine's, on a shared remote engine) are left alone, and so
+  is every container without one of the suite's labels.
+* Each run removes its containers when it ends (pass, failure or Ctrl-C), and the session removes
+  whatever is left of it at the end, unless ``--sandbox-keep``.
+
+Parallel workers (pytest-xdist) share the session id (from xdist's ``testrun_uid``) and use
+distinct run namespaces, so they never see each other's containers. No pytest here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engines.base import Container, Engine, EngineError
+
+__all__ = ["SESSION_LABEL", "LiveSession", "SweepResult", "default_lock_dir"]
+
+SESSION_LABEL = "sandbox-conformance.session"
+NAMESPACE_PREFIX = "sbxc"
+_NAMESPACE_RE = re.compile(rf"^{NAMESPACE_PREFIX}-([0-9a-f]{{8}})-[0-9a-f]{{8}}$")
+
+
+def default_lock_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"sandbox-conformance-{os.getuid()}"
+
+
+@dataclass
+class SweepResult:
+    removed: list[str] = field(default_factory=list)
+    #: Containers of sessions this machine knows nothing about (left alone).
+    foreign: int = 0
+
+
+class LiveSession:
+    """One pytest session's claim on a real engine."""
+
+    def __init__(self, engine: Engine, namespace_key: str, session: str | None = None,
+                 lock_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.namespace_key = namespace_key
+        self.session = (session or secrets.token_hex(4))[:8].lower()
+        if not re.fullmatch(r"[0-9a-f]{8}", self.session):
+            self.session = secrets.token_hex(4)
+        self.lock_dir = lock_dir or default_lock_dir()
+        self._lock_fd: int | None = None
+
+    @property
+    def namespace_prefix(self) -> str:
+        """What the runner prefixes each run's namespace with (``sbxc-<session>``)."""
+        return f"{NAMESPACE_PREFIX}-{self.session}"
+
+    def labels(self) -> dict[str, str]:
+        """Labels the suite puts on every container it creates itself."""
+        return {SESSION_LABEL: self.session}
+
+    # -- the lock ---------------------------------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Hold this session's lock (the controller does, for the whole session)."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.lock_dir / f"{self.session}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            try:
+                (self.lock_dir / f"{self.session}.lock").unlink()
+            except OSError:
+                pass
+
+    def _dead(self, session: str) -> bool:
+        """True iff ``session`` ran on this machine and no process holds its lock any more."""
+        path = self.lock_dir / f"{session}.lock"
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # held: that session is alive
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        finally:
+            os.close(fd)
+
+    # -- what belongs to whom ---------------------------------------------------------------------
+
+    def session_of(self, c: Container) -> str | None:
+        if SESSION_LABEL in c.labels:
+            return c.labels[SESSION_LABEL]
+        m = _NAMESPACE_RE.match(c.labels.get(self.namespace_key, ""))
+        return m.group(1) if m else None
+
+    def _ours_or_suite(self) -> list[Container]:
+        found = {c.id: c for c in self.engine.list({SESSION_LABEL: None})}
+        for c in self.engine.list({self.namespace_key: None}):
+            if _NAMESPACE_RE.match(c.labels.get(self.namespace_key, "")):
+                found.setdefault(c.id, c)
+        return list(found.values())
+
+    def sweep(self) -> SweepResult:
+        """Remove leftovers of dead sessions of this machine; count the others."""
+        result = SweepResult()
+        dead: dict[str, bool] = {}
+        for c in self._ours_or_suite():
+            session = self.session_of(c)
+            if session is None or session == self.session:
+                continue
+            if session not in dead:
+                dead[session] = self._dead(session)
+            if dead[session]:
+                result.removed.extend(self.engine.remove_all([c.id], force=True))
+            else:
+                result.foreign += 1
+        for session, was_dead in dead.items():
+            if was_dead:
+                try:
+                    (self.lock_dir / f"{session}.lock").unlink()
+                except OSError:
+                    pass
+        return result
+
+    def leftovers(self) -> list[Container]:
+        return [c for c in self._ours_or_suite() if self.session_of(c) == self.session]
+
+    def cleanup(self) -> list[str]:
+        """Remove every container of this session still there."""
+        try:
+            return self.engine.remove_all([c.id for c in self.leftovers()], force=True)
+        except EngineError:
+            return []
