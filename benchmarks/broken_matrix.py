@@ -74,6 +74,12 @@ def failures(report: dict) -> dict[str, list[tuple[str, str, list[str]]]]:
     return out
 
 
+def markdown(doc: str) -> str:
+    """A docstring's reST inline markup as markdown, on one line."""
+    doc = re.sub(r":\w+:`([^`]*)`", r"`\1`", doc)
+    return " ".join(doc.replace("``", "`").split())
+
+
 def own_sorted(reqs) -> list[str]:
     return sorted(set(reqs), key=lambda r: int(r.split("-")[1]))
 
@@ -135,7 +141,7 @@ def main() -> int:
     for n in names:
         cls = broken_drivers.BROKEN[n]
         doc = inspect.getdoc(cls) or ""
-        first = " ".join(doc.split("\n\n")[0].split())
+        first = markdown(doc.split("\n\n")[0])
         first = re.sub(r"\s*\(.*?\)", "", first.split(". ")[0]).rstrip(".") + "."
         pin, exh = failures(results[n]["pinned"]), failures(results[n]["exhaustive"])
         if pin:
@@ -176,7 +182,7 @@ def main() -> int:
         w("")
         w(f"### `{n}` ({cls.__name__})")
         w("")
-        w(" ".join((inspect.getdoc(cls) or "").split()))
+        w(markdown(inspect.getdoc(cls) or ""))
         w("")
         pin, exh = failures(results[n]["pinned"]), failures(results[n]["exhaustive"])
         if not pin and not exh:

@@ -262,7 +262,11 @@ def _warnings(view: View) -> Iterable[Failure]:
     for reason in sorted(set(got) | set(view.warning_bounds)):
         lo, hi = view.warning_bounds.get(reason, (0, 0))
         n = got.get(reason, 0)
-        if n > hi:
+        if n > hi == 0:
+            yield Failure("warnings-deduplicated", _warning_requirement(reason) or ("OWN-17",),
+                          f"{n} Warning(s) {reason}, but the contract's conditions for it never "
+                          "arose")
+        elif n > hi:
             yield Failure("warnings-deduplicated", ("OWN-17",),
                           f"{n} Warning(s) {reason}; the conditions behind them arose {hi} "
                           "time(s): warnings must be deduplicated")

@@ -5,6 +5,8 @@
 * ``sandbox-conformance list [PATH...]``: the scenarios (default: the bundled catalog) with their
   requirements, profile, needs and schedule counts.
 * ``sandbox-conformance schema``: print the JSON Schema of scenario files and of each step.
+* ``sandbox-conformance make-image [--ref REF] [--busybox PATH]``: build the sandbox image from a
+  static busybox and import it into the Docker engine (``DOCKER_HOST`` or the current context).
 """
 
 from __future__ import annotations
@@ -63,6 +65,19 @@ def _list(paths: Sequence[str]) -> int:
     return 1 if errors or load_errors else 0
 
 
+def _make_image(ref: str, busybox: str | None) -> int:
+    from .engines.base import EngineError
+    from .engines.image import make_busybox_image
+
+    try:
+        image_id = make_busybox_image(ref, busybox)
+    except (EngineError, ImportError) as exc:
+        print(f"sandbox-conformance make-image: {exc}", file=sys.stderr)
+        return 1
+    print(f"{ref} {image_id}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox-conformance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,11 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ls = sub.add_parser("list", help="list scenarios (default: the bundled catalog)")
     ls.add_argument("paths", nargs="*", metavar="PATH")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    mk = sub.add_parser("make-image", help="build the sandbox image from a static busybox and "
+                        "import it into the Docker engine")
+    mk.add_argument("--ref", default="sbx-busybox:local", help="image name (default: %(default)s)")
+    mk.add_argument("--busybox", default=None, metavar="PATH",
+                    help="a static busybox (default: /bin/busybox, else the usual places)")
     args = parser.parse_args(argv)
     if args.command == "lint":
         return _lint(args.paths)
     if args.command == "list":
         return _list(args.paths)
+    if args.command == "make-image":
+        return _make_image(args.ref, args.busybox)
     print(json.dumps({"scenario": SCENARIO_SCHEMA, "steps": STEP_SCHEMAS}, indent=2))
     return 0
 

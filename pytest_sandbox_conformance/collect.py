@@ -60,12 +60,16 @@ class ScenarioFile(pytest.File):
         restarts = "restart" in self.suite.capabilities
         orders = "no" if "list-order" in self.suite.capabilities else "n"
         if s.replay is not None:
-            try:
-                sched = decode(s.replay[1], sc)
-            except ScheduleError as exc:
-                raise self.CollectError(f"--sandbox-schedule: {exc}") from None
-            named = {p.id: p.name for p in pinned(sc) if p.name}
-            sched = Schedule(sched.gaps, named.get(sched.id, ""))
+            # A pinned schedule's name replays it with its own expectations; an id replays that
+            # interleaving with the scenario's default expectations (as exhaustive ran it).
+            named = {p.name: p for p in pinned(sc) if p.name}
+            if s.replay[1] in named:
+                sched = named[s.replay[1]]
+            else:
+                try:
+                    sched = decode(s.replay[1], sc)
+                except ScheduleError as exc:
+                    raise self.CollectError(f"--sandbox-schedule: {exc}") from None
             yield self._item(sc, sched.label, [sched])
             return
         if s.mode == "pinned":

@@ -82,6 +82,8 @@ class Oracle:
         self._crash_at: str | None = None
         self._corrupt: set[str] = set()
         self.restarts = 0
+        #: Injected crashes so far: expectations after one also check OWN-16.
+        self.crashes = 0
         self.last: dict[str, Expected] = {}
         #: Whether the last observation was a fixpoint: no decision wanted to change an ownership
         #: record and nothing crashed, so further observations of the same containers decide the
@@ -160,6 +162,8 @@ class Oracle:
                 reqs.append("OWN-19")
             if self.restarts:
                 reqs.append("OWN-9")
+            if self.crashes:
+                reqs.append("OWN-16")
             if decision.record != record:
                 self.quiet = False
                 if self._crash_at is not None:
@@ -167,6 +171,7 @@ class Oracle:
                     if at == "fsync-dir":   # the rename happened: the new journal stands
                         self.records[sid] = decision.record
                     crashed = True
+                    self.crashes += 1
                     break
                 if self._fail_writes:
                     self._fail_writes -= 1

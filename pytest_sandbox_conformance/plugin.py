@@ -116,7 +116,7 @@ class Suite:
         parts += [f"--sandbox-driver-option={k}={v}" for k, v in s.driver_options.items()]
         if not s.builtin:
             parts.append("--sandbox-no-builtin")
-        parts.append(f"'--sandbox-schedule={scenario.id}@{schedule.id}'")
+        parts.append(f"'--sandbox-schedule={scenario.id}@{schedule.name or schedule.id}'")
         return " ".join(parts)
 
     # -- collection ------------------------------------------------------------------------------
@@ -174,7 +174,10 @@ class Suite:
 
     def decorate(self, item) -> None:
         sc = item.scenario
-        for mark in sc.marks:
+        marks = set(sc.marks)
+        if "gpu" in sc.needs:  # a scenario with GPU device requests is a GPU scenario for -m gpu
+            marks.add("gpu")
+        for mark in sorted(marks):
             item.add_marker(getattr(pytest.mark, mark))
         item.add_marker(getattr(pytest.mark, sc.profile))
         missing = sorted(sc.needs - self.capabilities)

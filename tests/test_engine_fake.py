@@ -1,10 +1,18 @@
 """Engine behaviour, written against the :class:`Engine` interface (Docker's semantics).
 
 Every test outside :class:`TestFakeSteering` uses only the ``Engine`` methods, through the
-``engine`` fixture, which is parametrized over the engine kinds in :data:`ENGINE_KINDS`. Only the
-in-memory fake exists today; a Docker engine joins by adding its kind there. To be safe on a
-shared engine, every test names its containers with a per-test prefix, labels them with a per-test
-run label, lists only through that label, and the fixture removes what a test left behind.
+``engine`` fixture, which is parametrized over the engine kinds in :data:`ENGINE_KINDS`: the
+in-memory fake and real Docker (``DockerEngine`` on ``DOCKER_HOST`` or the current docker context,
+with the image made by ``sandbox-conformance make-image``). The docker params are marked ``live``;
+without a reachable engine (or without the image) they skip with the reason, and with
+``SANDBOX_CONFORMANCE_REQUIRE_ENGINE=1`` (CI) they fail instead. To be safe on a shared engine,
+every test names its containers with a per-test prefix, labels them with a per-test run label,
+lists only through that label, and the fixture removes what a test left behind; parallel workers
+(``-n``) never share a name or a label value.
+
+Where Docker's answers depend on the host (a runtime or a device driver it has not configured),
+the tests ask the engine what it has (``runtimes()``) or accept exactly the two answers Docker
+gives; ``docs/engines.md`` lists every difference between the fake and Docker.
 
 :class:`TestFakeSteering` holds the fake-only steering (list orders, faults, ``set_state``,
 ``before`` hooks, call counters); it uses the ``fake`` fixture, never ``engine``.
@@ -12,6 +20,7 @@ run label, lists only through that label, and the fixture removes what a test le
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -29,21 +38,66 @@ from pytest_sandbox_conformance.engines.base import (
     valid_container_name,
 )
 from pytest_sandbox_conformance.engines.fake import EMPTY_ID, FakeEngine, ids_of, order_first
+from pytest_sandbox_conformance.engines.image import DEFAULT_IMAGE
 
 #: The image the suite runs sandboxes from by default (the ``image`` option).
-IMAGE = "sbx-busybox:local"
+IMAGE = DEFAULT_IMAGE  # "sbx-busybox:local"
 SLEEP = ("sleep", "2147483647")
 RUN = "sandbox-conformance.test/run"
 ROLE = "sandbox-conformance.test/role"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+#: ``SANDBOX_CONFORMANCE_REQUIRE_ENGINE=1``: a live engine that is not there fails, not skips.
+REQUIRE_ENGINE = os.environ.get("SANDBOX_CONFORMANCE_REQUIRE_ENGINE") == "1"
+
+
 def _fake() -> Engine:
     return FakeEngine(seed=uuid.uuid4().hex)
 
 
+_unavailable: dict[str, str] = {}  # live kind -> why it cannot run (asked once per process)
+
+
+def _docker() -> Engine:
+    if "docker" in _unavailable:
+        raise EngineError(_unavailable["docker"])
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
+    from pytest_sandbox_conformance.engines.image import ensure_image
+
+    try:
+        eng = DockerEngine()
+    except ImportError as exc:
+        _unavailable["docker"] = str(exc)
+        raise EngineError(_unavailable["docker"]) from exc
+    except EngineError as exc:
+        _unavailable["docker"] = f"no reachable Docker engine: {exc}"
+        raise EngineError(_unavailable["docker"]) from exc
+    try:
+        ensure_image(eng, IMAGE)
+    except EngineError as exc:
+        eng.close()
+        _unavailable["docker"] = str(exc)
+        raise
+    return eng
+
+
 #: The engine kinds the interface tests run on, and how to make each.
-ENGINE_KINDS = {"fake": _fake}
+ENGINE_KINDS = {"fake": _fake, "docker": _docker}
+#: The kinds that need a real engine (marked ``live``; skipped when it is not there).
+LIVE_KINDS = frozenset({"docker"})
+
+
+def _make_engine(kind: str) -> Engine:
+    if kind not in LIVE_KINDS:
+        return ENGINE_KINDS[kind]()
+    try:
+        return ENGINE_KINDS[kind]()
+    except (ImportError, EngineError) as exc:
+        reason = f"{kind}: {exc}"
+    if REQUIRE_ENGINE:  # outside the except: no chained traceback, just the reason
+        pytest.fail(f"{reason} (SANDBOX_CONFORMANCE_REQUIRE_ENGINE=1 requires it)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -51,15 +105,19 @@ def run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-@pytest.fixture(params=sorted(ENGINE_KINDS))
+@pytest.fixture(params=[pytest.param(kind, marks=[pytest.mark.live] if kind in LIVE_KINDS else [])
+                        for kind in sorted(ENGINE_KINDS)])
 def engine(request, run_id):
-    eng = ENGINE_KINDS[request.param]()
+    eng = _make_engine(request.param)
     try:
         yield eng
     finally:
+        # A test may have closed its engine; clean up through a fresh one then.
+        cleaner = _make_engine(request.param) if getattr(eng, "closed", False) else eng
         try:
-            eng.remove_all([c.id for c in eng.list({RUN: run_id})], force=True)
+            cleaner.remove_all([c.id for c in cleaner.list({RUN: run_id})], force=True)
         finally:
+            cleaner.close()
             eng.close()
 
 
@@ -109,6 +167,8 @@ def test_inspect_reports_what_was_created(engine, spec):
     assert c.env["A"] == "1"
     assert not c.name.startswith("/")
     assert c.short_id == c.id[:12]
+    assert c.runtime is None  # the engine's default runtime (Docker reports "runc")
+    assert c.device_requests == ()
 
 
 DEVICE_REQUESTS = {
@@ -126,19 +186,74 @@ def test_device_requests_are_recorded(engine, spec, requests):  # OWN-19
     assert all(r.is_gpu for r in c.device_requests)
 
 
-def test_runtime_is_recorded(engine, spec):  # OWN-19
-    # On a live engine this needs the nvidia runtime configured (Docker refuses unknown runtimes).
-    c = engine.inspect(engine.create(spec(runtime="nvidia",
-                                          env={"NVIDIA_VISIBLE_DEVICES": "all"})))
+@pytest.mark.parametrize("requests", DEVICE_REQUESTS.values(), ids=DEVICE_REQUESTS.keys())
+def test_start_with_device_requests_needs_a_device_driver(engine, spec, requests):  # OWN-19
+    # Docker accepts any device request at create and selects a device driver at start. Without
+    # one for the request (no NVIDIA container toolkit; no CDI before Docker 25, as on the CPU
+    # machines' Docker 20.10) start answers 500 and the container stays created, its request
+    # still recorded. The fake is a GPU host unless built with device_drivers=().
+    cid = engine.create(spec(device_requests=requests))
+    try:
+        engine.start(cid)
+    except EngineError as exc:
+        assert exc.status == 500
+        assert "could not select device driver" in str(exc)
+        started = False
+    else:
+        started = True
+    c = engine.inspect(cid)
+    assert c.state == ("running" if started else "created")
+    assert c.device_requests == requests
+    if isinstance(engine, FakeEngine):
+        assert started
+
+
+def test_runtime_is_recorded(engine, spec, mine):  # OWN-19
+    s = spec(runtime="nvidia", env={"NVIDIA_VISIBLE_DEVICES": "all"})
+    if "nvidia" not in engine.runtimes():
+        # Docker refuses a runtime it has not configured, at create, and creates nothing.
+        with pytest.raises(EngineInvalid, match="Unknown runtime specified nvidia"):
+            engine.create(s)
+        assert mine() == []
+        return
+    c = engine.inspect(engine.create(s))
     assert c.runtime == "nvidia"
     assert c.env["NVIDIA_VISIBLE_DEVICES"] == "all"
     assert c.device_requests == ()
 
 
-def test_created_orders_containers_by_creation(engine, spec):
+def test_unknown_runtime_is_refused_at_create(engine, spec, mine):
+    with pytest.raises(EngineInvalid) as exc:
+        engine.create(spec(runtime="sct-no-such-runtime"))
+    assert exc.value.status == 400
+    assert "Unknown runtime specified sct-no-such-runtime" in str(exc.value)
+    assert mine() == []
+
+
+def test_list_returns_summaries_and_inspect_the_details(engine, spec, mine):
+    # One list request per observation: Docker's list endpoint has no command, environment,
+    # device requests or runtime, so list results carry none and inspect carries all.
+    s = spec("gpu", labels={ROLE: "gpu"}, env={"A": "1"}, device_requests=DEVICE_REQUESTS["cdi"])
+    cid = engine.create(s)
+    [listed] = mine()
+    full = engine.inspect(cid)
+    assert (listed.id, listed.name, listed.image, listed.state, dict(listed.labels)) == (
+        full.id, full.name, full.image, full.state, dict(full.labels))
+    assert (listed.command, dict(listed.env), listed.device_requests, listed.runtime) == (
+        (), {}, (), None)
+    assert (full.command, full.env["A"], full.device_requests) == (SLEEP, "1", s.device_requests)
+    # Docker's list reports whole seconds; inspect nanoseconds. Both order like creation.
+    assert listed.created <= full.created
+    assert listed.created // 10**9 == full.created // 10**9
+
+
+def test_created_orders_containers_by_creation(engine, spec, mine):
     first = engine.inspect(engine.create(spec("first")))
     second = engine.inspect(engine.create(spec("second")))
     assert first.created < second.created
+    newest, oldest = mine()
+    assert (newest.id, oldest.id) == (second.id, first.id)
+    assert newest.created >= oldest.created  # list's whole seconds may tie
 
 
 def test_inspected_container_is_a_snapshot(engine, spec):
@@ -202,6 +317,13 @@ def test_rename_keeps_id_state_and_labels(engine, spec):
     assert (after.id, after.state, dict(after.labels)) == (before.id, "running", dict(before.labels))
 
 
+def test_rename_keeps_the_list_position(engine, spec, mine):
+    a = engine.create(spec("a"))
+    b = engine.create(spec("b"))
+    engine.rename(a, spec("a-renamed").name)
+    assert ids_of(mine()) == [b, a]
+
+
 def test_rename_to_the_current_name_is_invalid(engine, spec):
     a = engine.create(spec("a"))
     with pytest.raises(EngineInvalid) as exc:
@@ -229,7 +351,7 @@ def test_valid_container_name_accepts(name):
 @pytest.mark.parametrize("name", INVALID_NAMES)
 def test_create_with_an_invalid_name_is_invalid(engine, spec, mine, name):
     with pytest.raises(EngineInvalid) as exc:
-        engine.create(ContainerSpec(name=name, image=IMAGE, labels=spec().labels))
+        engine.create(ContainerSpec(name=name, image=IMAGE, labels=spec().labels, command=SLEEP))
     assert exc.value.status == 400
     assert mine() == []
 
@@ -245,7 +367,7 @@ def test_rename_to_an_invalid_name_is_invalid(engine, spec, name):
 @pytest.mark.parametrize("name", VALID_NAMES)
 def test_valid_names_are_accepted(engine, spec, run_id, name):
     full = f"{name}-{run_id}"  # unique on a shared engine, and still valid
-    cid = engine.create(ContainerSpec(name=full, image=IMAGE, labels=spec().labels))
+    cid = engine.create(ContainerSpec(name=full, image=IMAGE, labels=spec().labels, command=SLEEP))
     assert engine.inspect(cid).name == full
 
 
@@ -312,6 +434,39 @@ def test_kill_of_a_container_that_is_not_running_conflicts(engine, spec, started
         engine.kill(cid)
     assert exc.value.status == 409
     assert engine.inspect(cid).state == state
+
+
+def _pause(engine: Engine, cid: str) -> None:
+    """Pause a running container: ``set_state`` on the fake, ``docker pause`` on Docker."""
+    if isinstance(engine, FakeEngine):
+        engine.set_state(cid, "paused")
+        return
+    from pytest_sandbox_conformance.engines.docker import map_docker_errors
+
+    try:
+        with map_docker_errors():
+            engine.api.pause(cid)
+    except EngineError as exc:
+        pytest.skip(f"this engine cannot pause containers: {exc}")
+
+
+def test_paused_container_answers_like_docker(engine, spec, mine):
+    # The states set_state reaches on the fake, checked where Docker can reach them too.
+    a, b, c = (engine.create(spec(x)) for x in ("a", "b", "c"))
+    for cid in (a, b, c):
+        engine.start(cid)
+        _pause(engine, cid)
+        assert engine.inspect(cid).state == "paused"
+    with pytest.raises(EngineConflict):  # "cannot start a paused container, try unpause"
+        engine.start(a)
+    with pytest.raises(EngineConflict):  # "You cannot remove a paused container"
+        engine.remove(a)
+    assert engine.inspect(a).state == "paused"
+    engine.stop(a)
+    engine.kill(b)
+    assert engine.inspect(a).state == engine.inspect(b).state == "exited"
+    engine.remove(c, force=True)
+    assert sorted(ids_of(mine())) == sorted([a, b])
 
 
 # -- remove -------------------------------------------------------------------------------------
@@ -429,8 +584,10 @@ def test_ambiguous_id_prefix_is_an_error(engine, spec):
         shared = next((f for f in firsts if firsts.count(f) > 1), None)
         if shared is not None:
             break
-    with pytest.raises(EngineError):
+    with pytest.raises(EngineError) as exc:
         engine.inspect(shared)
+    # The container exists: an ambiguous prefix is not a 404 (Docker 20.10 answers 500).
+    assert not isinstance(exc.value, EngineNotFound)
 
 
 UNKNOWN = "0" * 64
@@ -478,8 +635,12 @@ def test_close_is_idempotent(engine):
 # -- fake-only steering -----------------------------------------------------------------------------
 
 
-def _spec(name: str, **labels: str) -> ContainerSpec:
-    return ContainerSpec(name=name, image=IMAGE, labels=labels, command=SLEEP)
+def _spec(name: str, labels_: dict | None = None, **kwargs) -> ContainerSpec:
+    """A fake-only spec: keyword arguments that are ContainerSpec fields go there, others are
+    labels (``_spec("aa", role="x")``)."""
+    fields = {k: kwargs.pop(k) for k in ("env", "runtime", "device_requests") if k in kwargs}
+    return ContainerSpec(name=name, image=IMAGE, labels={**(labels_ or {}), **kwargs},
+                         command=SLEEP, **fields)
 
 
 @pytest.fixture
@@ -677,6 +838,56 @@ class TestFakeSteering:
         fake.set_state(cid, "dead")
         fake.remove(cid)
         assert fake.snapshot() == []
+
+    # GPU host or not, runtimes (Docker's answers, for hosts the fake stands for)
+
+    @pytest.mark.parametrize("requests", DEVICE_REQUESTS.values(), ids=DEVICE_REQUESTS.keys())
+    def test_without_device_drivers_start_fails_like_docker(self, requests):
+        eng = FakeEngine(device_drivers=())
+        cid = eng.create(_spec("aa", device_requests=requests))
+        with pytest.raises(EngineError) as exc:
+            eng.start(cid)
+        req = requests[0]
+        caps = "[" + " ".join("[" + " ".join(c) + "]" for c in req.capabilities) + "]"
+        assert exc.value.status == 500 and not isinstance(exc.value, EngineNotFound)
+        assert str(exc.value) == (
+            f'could not select device driver "{req.driver}" with capabilities: {caps}')
+        assert eng.inspect(cid).state == "created"
+        assert eng.inspect(cid).device_requests == requests
+        plain = eng.create(_spec("bb"))
+        eng.start(plain)
+        assert eng.inspect(plain).state == "running"
+
+    def test_device_driver_selection(self):
+        gpus = DeviceRequest(count=-1, capabilities=(("gpu",),))
+        cdi = DeviceRequest(driver="cdi", device_ids=("nvidia.com/gpu=all",))
+        odd = DeviceRequest(count=1, capabilities=(("tpu",),))
+        eng = FakeEngine(device_drivers={"cdi"})
+        started = {}
+        for name, req in (("gpus", gpus), ("cdi", cdi), ("odd", odd)):
+            cid = eng.create(_spec(name + "0", device_requests=(req,)))
+            try:
+                eng.start(cid)
+            except EngineError:
+                started[name] = False
+            else:
+                started[name] = True
+        assert started == {"gpus": False, "cdi": True, "odd": False}
+
+    def test_runtimes(self):
+        assert "nvidia" in FakeEngine().runtimes()
+        eng = FakeEngine(runtimes={"runc"})
+        with pytest.raises(EngineInvalid, match="Unknown runtime specified nvidia"):
+            eng.create(_spec("aa", runtime="nvidia"))
+        assert eng.snapshot() == []
+
+    def test_snapshot_is_full_where_list_is_a_summary(self, fake):
+        cid = fake.create(_spec("aa", env={"A": "1"}, runtime="nvidia"))
+        [full] = fake.snapshot()
+        [listed] = fake.list()
+        assert (full.id, full.runtime, dict(full.env), full.command) == (
+            cid, "nvidia", {"A": "1"}, SLEEP)
+        assert (listed.id, listed.runtime, dict(listed.env), listed.command) == (cid, None, {}, ())
 
     # before hooks
 

@@ -306,10 +306,14 @@ def test_last_failed_reruns_scenario_items_outside_the_rootdir_too(
 
 def test_sandbox_schedule_replays_one_item(pytester: pytest.Pytester, suite) -> None:
     scenarios(pytester, basic=BASIC, handoff=HANDOFF)
-    # A pinned schedule's id gets its pinned name back.
-    result = suite("--sandbox-driver=reference", "--sandbox-schedule=basic@1-nn.0",
+    # A pinned schedule's name replays it (with its own expectations)...
+    result = suite("--sandbox-driver=reference", "--sandbox-schedule=basic@late",
                    "--collect-only", "-q")
     assert collected(result) == ["scen/basic.yaml::basic[late]"]
+    # ...while its id replays the same interleaving as exploration ran it (default expectations).
+    result = suite("--sandbox-driver=reference", "--sandbox-schedule=basic@1-nn.0",
+                   "--collect-only", "-q")
+    assert collected(result) == ["scen/basic.yaml::basic[1-nn.0]"]
     # Any other schedule of the right length is its own item, named by its id.
     result = suite("--sandbox-driver=reference",
                    "--sandbox-schedule=handoff@1-n.0.on.0.0", "-rA")
@@ -528,7 +532,7 @@ def test_failure_output_and_replay(pytester: pytest.Pytester, suite, broken_driv
     replay = out.split("\nreplay:\n", 1)[1].splitlines()[0].strip()
     argv = shlex.split(replay)
     assert argv[0] == "pytest"
-    assert "--sandbox-schedule=handoff@1-0.0.0.oo.0" in argv
+    assert "--sandbox-schedule=handoff@backup-first" in argv
     again = pytester.runpytest(*PLUGINS,
                                f"--sandbox-state-dir={sandbox_state_dir}", *argv[1:])
     again.assert_outcomes(failed=1)

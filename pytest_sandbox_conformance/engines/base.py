@@ -152,7 +152,13 @@ class Container:
     """One container as ``list`` and ``inspect`` see it (immutable: engines hand out new ones).
 
     ``name`` has no leading slash. ``created`` is a monotonic creation sequence number (fake) or
-    the creation time in nanoseconds (real engines): only its order matters.
+    the creation time in nanoseconds (real engines; whole seconds times 10**9 in ``list``
+    results, as Docker's list reports seconds): only its order matters.
+
+    ``list`` results are summaries (Docker's list endpoint): ``id``, ``name``, ``image``,
+    ``state``, ``labels`` and ``created`` only; ``command``, ``env``, ``device_requests`` and
+    ``runtime`` are empty there and filled by ``inspect``. ``runtime`` is ``None`` for the
+    engine's default runtime.
     """
 
     id: str
@@ -216,7 +222,11 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def start(self, container_id: str) -> None:
-        """Start a container. Starting a running container does nothing (Docker's 304)."""
+        """Start a container. Starting a running container does nothing (Docker's 304).
+
+        A device request that no device driver of the engine can serve fails here (Docker: 500
+        "could not select device driver"), not at create, and the container stays as it was.
+        """
 
     @abc.abstractmethod
     def stop(self, container_id: str, timeout: float = 0) -> None:
@@ -236,7 +246,11 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def list(self, labels: LabelFilter | None = None) -> list[Container]:
-        """All containers (stopped ones included) whose labels match ``labels``, newest first."""
+        """All containers (stopped ones included) whose labels match ``labels``, newest first.
+
+        One request to a real engine; the results are summaries (see :class:`Container`):
+        inspect a container for its command, environment, device requests and runtime.
+        """
 
     @abc.abstractmethod
     def inspect(self, container_id: str) -> Container:

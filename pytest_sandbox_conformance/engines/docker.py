@@ -18,6 +18,7 @@ import contextlib
 import math
 import os
 import re
+import socket
 import time
 from collections import Counter
 from typing import Any, Iterator, Mapping
@@ -44,6 +45,9 @@ INSTALL_HINT = "pip install 'pytest-sandbox-conformance[live]'"
 _DEFAULT_RUNTIME_ALIASES = frozenset({"", "oci"})
 
 _UNREACHABLE = 503
+#: The API version of the first request (``GET /version`` is unversioned; this only builds the
+#: client that asks). Every later request uses the version the engine reports.
+_PROBE_VERSION = "1.24"
 
 
 def _import_docker() -> Any:
@@ -182,8 +186,9 @@ class DockerEngine(Engine):
     as ``unix:///run/podman/podman.sock``, ``tcp://host:2376`` or ``ssh://user@host`` for another
     engine. ``name`` is the engine's name in reports (``"podman"`` for Podman's compatible API).
     ``timeout`` is the SDK's per-request timeout in seconds (a ``stop`` adds its own grace time).
-    The constructor asks the engine for its API version (one request, not counted), so an engine
-    that cannot be reached fails here, with an :class:`EngineError` of status 503.
+    The constructor asks the engine for its API version (one request, not counted) and speaks
+    that version from then on, so an engine that cannot be reached fails here, with an
+    :class:`EngineError` of status 503.
 
     **list versus inspect.** :meth:`list` is one ``GET /containers/json?all=1`` with label
     filters, whatever the number of containers, and builds each :class:`Container` from that
@@ -216,9 +221,44 @@ class DockerEngine(Engine):
         self._info: dict[str, Any] | None = None
         self.base_url, tls, self.endpoint_source = resolve_endpoint(base_url)
         self._where = f"the {name} engine at {self.base_url} (from {self.endpoint_source})"
+        self._api = self._connect(tls, timeout)
+
+    def _connect(self, tls: Any, timeout: float) -> Any:
+        """A client speaking the engine's own API version (what the SDK's ``version="auto"``
+        does, but closing the probe's connection when the engine is not there)."""
+        client_class = self._docker.APIClient
+        self._check_unix_socket()
         with map_docker_errors(self._where):
-            self._api = self._docker.APIClient(base_url=self.base_url, version="auto",
-                                               timeout=timeout, tls=tls)
+            probe = client_class(base_url=self.base_url, version=_PROBE_VERSION,
+                                 timeout=timeout, tls=tls)
+            try:
+                version = probe.version(api_version=False)["ApiVersion"]
+            except Exception as exc:
+                raise EngineError(f"{self._where}: cannot reach the engine: {exc}",
+                                  status=_UNREACHABLE) from exc
+            finally:
+                probe.close()
+            return client_class(base_url=self.base_url, version=version, timeout=timeout, tls=tls)
+
+    def _check_unix_socket(self) -> None:
+        """Fail cleanly when a unix socket is not there: the SDK's unix transport leaks its socket
+        object when the connection fails (a ResourceWarning), so we try it ourselves first."""
+        url = self.base_url
+        for prefix in ("http+unix://", "unix://"):
+            if url.startswith(prefix):
+                path = url[len(prefix):]
+                break
+        else:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(5)
+            sock.connect(path)
+        except OSError as exc:
+            raise EngineError(f"{self._where}: cannot reach the engine: {exc}",
+                              status=_UNREACHABLE) from exc
+        finally:
+            sock.close()
 
     def __repr__(self) -> str:
         return f"DockerEngine({self.base_url!r}, name={self.name!r})"

@@ -12,6 +12,21 @@ a schedule must control and a real engine cannot offer on demand:
 It also counts calls per operation (:attr:`FakeEngine.calls`) and lets a test run code just before
 an operation (:meth:`FakeEngine.before`), which is how races such as delete-during-create are
 played deterministically.
+
+Where real Docker was checked against it (``tests/test_engine_fake.py`` runs the same tests on
+both; ``docs/engines.md`` lists the differences), the fake follows what Docker answered:
+
+* ``list`` returns summaries, as Docker's list endpoint does: command, environment, device
+  requests and runtime are empty there and only :meth:`FakeEngine.inspect` (or
+  :meth:`FakeEngine.snapshot`) has them;
+* an ambiguous ID prefix is a 500 ``EngineError`` ("Multiple IDs found with provided prefix"),
+  not a 404: the container may well exist;
+* a runtime the engine does not know is refused at create (400 "Unknown runtime specified");
+  the fake knows :data:`DEFAULT_RUNTIMES` unless told otherwise;
+* a device request no installed device driver can serve fails at *start* (500 "could not
+  select device driver ...") and leaves the container ``created``; the fake has the ``nvidia``
+  and ``cdi`` drivers (a GPU host) unless told otherwise (``device_drivers=()``: a host without
+  the NVIDIA container toolkit, like the Docker engine on the CPU machines).
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from .base import (
     ALL_STATES,
     Container,
     ContainerSpec,
+    DeviceRequest,
     Engine,
     EngineConflict,
     EngineError,
@@ -37,7 +53,8 @@ from .base import (
     valid_container_name,
 )
 
-__all__ = ["EMPTY_ID", "FakeEngine", "Faults", "ListOrder"]
+__all__ = ["DEFAULT_DEVICE_DRIVERS", "DEFAULT_RUNTIMES", "EMPTY_ID", "FakeEngine", "Faults",
+           "ListOrder"]
 
 #: A list order: a named order or a function from the matching containers (newest first) to the
 #: list to return (it may reorder, but must return the same containers).
@@ -47,6 +64,15 @@ ListOrder = Union[str, Callable[[list[Container]], list[Container]]]
 EMPTY_ID = "empty-id"
 
 _NAMED_ORDERS = ("newest", "oldest")
+
+#: The runtimes the fake knows by default: Docker's own plus the NVIDIA runtime (a GPU host).
+DEFAULT_RUNTIMES = frozenset({"runc", "io.containerd.runc.v2", "nvidia"})
+#: The device drivers the fake has by default: what a GPU host with the NVIDIA container toolkit
+#: and CDI offers. ``nvidia`` serves capability requests (``--gpus``), ``cdi`` CDI device names.
+DEFAULT_DEVICE_DRIVERS = frozenset({"nvidia", "cdi"})
+#: The capabilities Docker's ``nvidia`` device driver registers (moby daemon/nvidia_linux.go).
+_NVIDIA_CAPABILITIES = frozenset({"gpu", "nvidia", "compute", "compat32", "graphics", "utility",
+                                  "video", "display"})
 
 
 class Faults:
@@ -79,15 +105,26 @@ class Faults:
 
 
 class FakeEngine(Engine):
-    """The in-memory engine. ``seed`` makes the generated IDs differ between engines."""
+    """The in-memory engine. ``seed`` makes the generated IDs differ between engines.
+
+    ``runtimes`` are the runtimes a create may name (others are refused, as Docker refuses a
+    runtime it has not configured); ``device_drivers`` the device drivers that can serve device
+    requests at start (``()``: a host with no GPU support, where starting a container with a
+    device request fails as on Docker without the NVIDIA container toolkit).
+    """
 
     name = "fake"
 
-    def __init__(self, seed: str = "fake", list_order: ListOrder = "newest") -> None:
+    def __init__(self, seed: str = "fake", list_order: ListOrder = "newest", *,
+                 runtimes: Iterable[str] = DEFAULT_RUNTIMES,
+                 device_drivers: Iterable[str] = DEFAULT_DEVICE_DRIVERS) -> None:
         self._seed = seed
+        self._runtimes = frozenset(runtimes)
+        self.device_drivers = frozenset(device_drivers)
         self._counter = itertools.count(1)
         # Insertion order is creation order; list() walks it backwards for newest-first.
         self._containers: dict[str, Container] = {}
+        self._summaries: dict[str, Container] = {}  # what list returns for each (kept in step)
         self._by_name: dict[str, str] = {}
         self.list_order: ListOrder = list_order
         self._queued_orders: deque[ListOrder] = deque()
@@ -126,8 +163,12 @@ class FakeEngine(Engine):
         self._put(replace(c, state=state))
 
     def snapshot(self) -> list[Container]:
-        """Every container, oldest first (for assertions and timelines; no call is counted)."""
+        """Every container, oldest first, in full (as inspect sees them; no call is counted)."""
         return list(self._containers.values())
+
+    def runtimes(self) -> frozenset[str]:
+        """The runtimes a create may name (as ``docker info``'s ``Runtimes``)."""
+        return self._runtimes
 
     # -- Engine -------------------------------------------------------------------------------
 
@@ -141,6 +182,8 @@ class FakeEngine(Engine):
         if not valid_container_name(spec.name):
             raise EngineInvalid(
                 f"Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if spec.runtime is not None and spec.runtime not in self._runtimes:
+            raise EngineInvalid(f"Unknown runtime specified {spec.runtime}")
         if spec.name in self._by_name:
             other = self._by_name[spec.name]
             raise EngineConflict(
@@ -154,6 +197,7 @@ class FakeEngine(Engine):
             created=n, command=spec.command, env=spec.env, device_requests=spec.device_requests,
             runtime=spec.runtime)
         self._containers[cid] = container
+        self._summaries[cid] = _summary(container)
         self._by_name[spec.name] = cid
         return cid
 
@@ -166,6 +210,11 @@ class FakeEngine(Engine):
             raise EngineConflict(f"container {c.id} is marked for removal and cannot be started")
         if c.state == "running":
             return
+        for request in c.device_requests:
+            if not self._can_serve(request):
+                caps = "[" + " ".join("[" + " ".join(cs) + "]" for cs in request.capabilities) + "]"
+                raise EngineError(f'could not select device driver "{request.driver}" with '
+                                  f"capabilities: {caps}", status=500)
         self._put(replace(c, state="running"))
 
     def stop(self, container_id: str, timeout: float = 0) -> None:
@@ -208,12 +257,13 @@ class FakeEngine(Engine):
                 f"cannot remove container \"/{c.name}\": container is {c.state}: stop the "
                 "container before removing or force remove")
         del self._containers[c.id]
+        del self._summaries[c.id]
         del self._by_name[c.name]
 
     def list(self, labels: LabelFilter | None = None) -> list[Container]:
         self._enter("list", labels)
         wanted = labels or {}
-        found = [c for c in reversed(self._containers.values())
+        found = [c for c in reversed(self._summaries.values())
                  if not wanted or labels_match(c.labels, wanted)]
         order = self._queued_orders.popleft() if self._queued_orders else self.list_order
         return _apply_order(order, found)
@@ -245,17 +295,36 @@ class FakeEngine(Engine):
             matches = [k for k in self._containers if k.startswith(ref)]
             if len(matches) == 1:
                 return self._containers[matches[0]]
-            if len(matches) > 1:
-                raise EngineNotFound(f"multiple IDs found with provided prefix: {ref}")
+            if len(matches) > 1:  # Docker answers 500: the container may well exist
+                raise EngineError(f"Multiple IDs found with provided prefix: {ref}", status=500)
         raise EngineNotFound(f"No such container: {ref}")
 
     def _put(self, c: Container) -> None:
         self._containers[c.id] = c
+        self._summaries[c.id] = _summary(c)
+
+    def _can_serve(self, request: DeviceRequest) -> bool:
+        """Docker's device driver selection (moby daemon/devices.go), for the fake's drivers."""
+        if request.driver:
+            if request.driver not in self.device_drivers:
+                return False
+            if request.driver == "cdi":
+                return True
+        elif "nvidia" not in self.device_drivers:
+            return False
+        return any(set(caps) <= _NVIDIA_CAPABILITIES for caps in request.capabilities)
 
     @staticmethod
     def _check_order(order: ListOrder) -> None:
         if isinstance(order, str) and order not in _NAMED_ORDERS:
             raise ValueError(f"unknown list order {order!r}; use one of {_NAMED_ORDERS} or a function")
+
+
+def _summary(c: Container) -> Container:
+    """What a list entry carries (Docker's list endpoint has no command, env, devices, runtime)."""
+    if not (c.command or c.env or c.device_requests or c.runtime):
+        return c
+    return replace(c, command=(), env={}, device_requests=(), runtime=None)
 
 
 def _apply_order(order: ListOrder, newest_first: list[Container]) -> list[Container]:
