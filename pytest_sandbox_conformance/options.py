@@ -41,7 +41,16 @@ OPTIONS = (
     Option("driver", "driver to test: a registered name (default 'reference') or module:factory. "
            "Giving it (here or as ini sandbox_driver) turns the conformance suite on.",
            metavar="NAME|MODULE:FACTORY"),
-    Option("engine", "container engine: 'fake' (in-memory, default)", "fake", metavar="ENGINE"),
+    Option("engine", "container engine: 'fake' (in-memory, default), 'docker' or 'podman' "
+           "(real containers through Docker's API)", "fake", metavar="ENGINE"),
+    Option("engine_url", "where the real engine listens (default: DOCKER_HOST, else the current "
+           "docker context, else the default socket; for podman unix:///run/podman/podman.sock)",
+           metavar="URL"),
+    Option("keep", "keep the containers of a live run for debugging (prints how to remove them)",
+           False, "bool"),
+    Option("gpu", "GPU scenarios on a live engine: auto (run where the engine supports GPU "
+           "requests, else skip), required (absence is an error), off (skip them)", "auto",
+           metavar="auto|required|off"),
     Option("scenarios", "extra folder of scenario files (repeatable)", [], "list", "DIR"),
     Option("no_builtin", "do not run the bundled scenario catalog", False, "bool"),
     Option("schedules", "which schedules to explore: pinned (default), exhaustive, or "
@@ -87,6 +96,9 @@ def resolve(config: pytest.Config, opt: Option) -> Any:
     return ini if ini not in (None, "") else opt.default
 
 
+#: The engines --sandbox-engine accepts.
+ENGINES = ("fake", "docker", "podman")
+
 _RANDOM = re.compile(r"^random:(\d+)(?::(\d+))?$")
 
 
@@ -97,6 +109,9 @@ class Settings:
     active: bool
     driver: str
     engine: str
+    engine_url: str | None
+    keep: bool
+    gpu: str
     scenario_dirs: tuple[Path, ...]
     builtin: bool
     mode: str                 # pinned | exhaustive | random
@@ -133,9 +148,12 @@ class Settings:
                 raise pytest.UsageError(f"--sandbox-schedule={get['schedule']}: use "
                                         "SCENARIO@SCHEDULE_ID, as a failure prints it")
             replay = (scenario, sched)
-        if get["engine"] not in ("fake",):
+        if get["engine"] not in ENGINES:
             raise pytest.UsageError(
-                f"--sandbox-engine={get['engine']}: unknown engine; available: fake")
+                f"--sandbox-engine={get['engine']}: unknown engine; available: "
+                f"{', '.join(ENGINES)}")
+        if get["gpu"] not in ("auto", "required", "off"):
+            raise pytest.UsageError(f"--sandbox-gpu={get['gpu']}: use auto, required or off")
         options = {}
         for item in get["driver_option"]:
             key, sep, value = item.partition("=")
@@ -156,6 +174,7 @@ class Settings:
             dirs.append(p.resolve())
         return cls(
             active=active, driver=get["driver"] or "reference", engine=get["engine"],
+            engine_url=get["engine_url"], keep=bool(get["keep"]), gpu=get["gpu"],
             scenario_dirs=tuple(dirs), builtin=not get["no_builtin"], mode=mode, random_n=n,
             random_seed=seed, replay=replay,
             report=Path(get["report"]) if get["report"] else None, image=get["image"],

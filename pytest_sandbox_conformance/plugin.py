@@ -29,7 +29,8 @@ _MARK_DOCS = {
 
 #: What each engine offers scenarios.
 ENGINE_CAPABILITIES = {
-    "fake": frozenset({"list-order", "engine-faults", "states", "gpu"}),
+    "fake": frozenset({"list-order", "engine-faults", "states", "gpu-gpus", "gpu-cdi",
+                       "gpu-runtime"}),
 }
 
 
@@ -58,8 +59,15 @@ class Suite:
         except AdapterLoadError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.driver_caps, self.driver_label = self._probe()
-        self.capabilities = self.driver_caps | ENGINE_CAPABILITIES[settings.engine]
         self.results: dict[str, dict] = {}
+        self.live = None
+        self.engine = None
+        self.gpu_styles: dict[str, str] = {}
+        if settings.engine == "fake":
+            self.engine_caps = ENGINE_CAPABILITIES["fake"]
+        else:
+            self.engine_caps = self._start_live()
+        self.capabilities = self.driver_caps | self.engine_caps
 
     # -- driver and engine -----------------------------------------------------------------------
 
@@ -84,7 +92,53 @@ class Suite:
             finally:
                 adapter.close()
 
+    def _is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def _start_live(self) -> frozenset[str]:
+        """Open the real engine, make sure the image is there, claim a session, sweep leftovers
+        of dead sessions, and find out which GPU request styles the engine honours."""
+        from reference_driver.naming import LabelKeys
+
+        from .engines.base import EngineError
+        from .live import LiveSession, open_engine, probe_gpu_styles
+
+        s = self.settings
+        try:
+            from .engines.image import ensure_image
+
+            self.engine = open_engine(s.engine, s.engine_url)
+            ensure_image(self.engine, s.image)
+        except EngineError as exc:
+            raise pytest.UsageError(f"--sandbox-engine={s.engine}: {exc}") from None
+        if self._is_worker():
+            session = self.config.workerinput["testrunuid"]  # type: ignore[attr-defined]
+        else:
+            session = getattr(self.config.option, "testrunuid", None)
+            if session is None and self.config.pluginmanager.hasplugin("xdist"):
+                import uuid
+
+                session = uuid.uuid4().hex
+                self.config.option.testrunuid = session  # shared with xdist's workers
+        self.live = LiveSession(self.engine, LabelKeys().namespace, session)
+        self.swept = None
+        if not self._is_worker():
+            self.live.acquire()
+            self.swept = self.live.sweep()
+        caps = {"live"}
+        if s.gpu != "off":
+            self.gpu_styles = probe_gpu_styles(self.engine, s.image, self.live.labels())
+            caps |= set(self.gpu_styles)
+            if s.gpu == "required" and not self.gpu_styles:
+                raise pytest.UsageError(
+                    f"--sandbox-gpu=required: engine {s.engine} at "
+                    f"{getattr(self.engine, 'base_url', '?')} puts no GPU request style in "
+                    "effect (--gpus, CDI, nvidia runtime); see docs/ci.md")
+        return frozenset(caps)
+
     def make_engine(self):
+        if self.engine is not None:
+            return self.engine  # one client for the session; runs are separated by namespace
         from .engines.fake import FakeEngine
 
         return FakeEngine()
@@ -92,7 +146,13 @@ class Suite:
     def run_config(self):
         from .runner import RunConfig
 
+        live = {}
+        if self.live is not None:
+            live = dict(ordered_lists=False, cleanup_engine=not self.settings.keep,
+                        extra_labels=self.live.labels(),
+                        namespace_prefix=self.live.namespace_prefix)
         return RunConfig(driver=self.factory, engine=self.make_engine, image=self.settings.image,
+                         **live,
                          state_root=self.state_root(), replay=self.replay_command,
                          driver_options=dict(self.settings.driver_options))
 
@@ -175,7 +235,7 @@ class Suite:
     def decorate(self, item) -> None:
         sc = item.scenario
         marks = set(sc.marks)
-        if "gpu" in sc.needs:  # a scenario with GPU device requests is a GPU scenario for -m gpu
+        if any(n == "gpu" or n.startswith("gpu-") for n in sc.needs):  # GPU scenarios: -m gpu
             marks.add("gpu")
         for mark in sorted(marks):
             item.add_marker(getattr(pytest.mark, mark))
@@ -213,10 +273,26 @@ class Suite:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
-        return [f"sandbox conformance: driver {self.driver_label} "
+        lines = [f"sandbox conformance: driver {self.driver_label} "
                 f"(capabilities: {', '.join(sorted(self.driver_caps)) or 'none'}), engine "
                 f"{s.engine}, schedules {s.mode}"
                 + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")]
+        if self.live is not None:
+            lines.append(self.live_header())
+        return lines
+
+    def live_header(self) -> str:
+        s = self.settings
+        gpu = ", ".join(sorted(self.gpu_styles)) or "none"
+        if os.environ.get("SANDBOX_CONFORMANCE_GPU_EMULATED") == "1" and self.gpu_styles:
+            gpu += " (EMULATED: no real GPU; device requests only)"
+        swept = ""
+        if self.swept is not None:
+            swept = (f"; swept {len(self.swept.removed)} leftover container(s) of dead sessions"
+                     + (f", left {self.swept.foreign} of other live sessions alone"
+                        if self.swept.foreign else ""))
+        return (f"live engine {s.engine} at {getattr(self.engine, 'base_url', '?')}, image "
+                f"{s.image}, session {self.live.session}; GPU request styles: {gpu}{swept}")
 
     # -- the conformance report ------------------------------------------------------------------
 
@@ -241,12 +317,38 @@ class Suite:
             entry["failed_schedule"] = props["sandbox_failed_schedule"]
             entry["broken"] = props["sandbox_broken"].split()
 
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or self.settings.report is None:
+        if self._is_worker():
             return
-        from .report import build_report, write_report
+        try:
+            if self.settings.report is not None:
+                from .report import build_report, write_report
 
-        write_report(self.settings.report, build_report(self, list(self.results.values())))
+                write_report(self.settings.report, build_report(self, list(self.results.values())))
+        finally:
+            self._finish_live()
+
+    def _finish_live(self) -> None:
+        """Remove what is left of this session (also after Ctrl-C), or say how to."""
+        if self.live is None:
+            return
+        try:
+            if self.settings.keep:
+                left = self.live.leftovers()
+                if left:
+                    from .live import SESSION_LABEL
+
+                    print(f"\nsandbox conformance: kept {len(left)} container(s) "
+                          f"(--sandbox-keep); remove them with:\n  docker rm -f $(docker ps -aq "
+                          f"--filter label={SESSION_LABEL}={self.live.session})\n  (containers "
+                          "of drivers that do not apply sandbox labels carry the namespace "
+                          f"label {self.live.namespace_prefix}-*)")
+            else:
+                self.live.cleanup()
+        finally:
+            self.live.release()
+            self.engine.close()
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
         if hasattr(config, "workerinput") or not self.results:

@@ -362,7 +362,8 @@ class _Run:
         decl = self.sc.sandboxes[step.target]
         sid = self.sandbox_ids[step.target]
         self.gateway.register(sid, decl.name, DurableState(**dict(decl.durable)))
-        snap = self.adapter.create(SandboxSpec(sid, decl.name, gpu=decl.gpu))
+        snap = self.adapter.create(SandboxSpec(sid, decl.name, gpu=decl.gpu,
+                                               labels=self.cfg.extra_labels))
         made = self.identity_matches(step.target)
         if len(made) != 1:
             raise self.failure([Failure("create", ("OWN-1",),

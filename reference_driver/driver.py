@@ -14,6 +14,9 @@ journal (``journal.py``) and the event rules (``events.py``). This module wires 
   of Deleted events (OWN-10);
 * a new driver over the same state folder restores everything from the journal (OWN-9).
 
+Seams for variations of this driver (the deliberately broken ones in ``tests/broken_drivers.py``):
+``journal_class``, ``hub_class``, ``decide``, ``delete_targets`` and ``emit``.
+
 Thread safety: every public method holds one re-entrant lock, so a delete from another thread
 waits for a create in progress and then removes what it made.
 """
@@ -29,6 +32,7 @@ from typing import Iterable
 from pytest_sandbox_conformance.api import (
     Condition,
     DeletedEvent,
+    Event,
     SandboxSpec,
     Snapshot,
 )
@@ -69,6 +73,10 @@ class ReferenceDriver:
     driver_version = "1"
     #: What it offers the suite (scenarios that need more are skipped).
     capabilities = frozenset({"restart", "gpu", "journal", "list-order", "faults"})
+    #: The journal's class (a seam for variations of this driver).
+    journal_class: type[Journal] = Journal
+    #: The event hub's class (a seam for variations of this driver).
+    hub_class: type[EventHub] = EventHub
 
     def __init__(self, engine: Engine, state_dir: str | Path, *, namespace: str = "default",
                  image: str = DEFAULT_IMAGE, command: Iterable[str] = DEFAULT_COMMAND,
@@ -79,9 +87,9 @@ class ReferenceDriver:
         self.image = image
         self.command = tuple(command)
         self.labels = labels or LabelKeys()
-        self.journal = Journal(self.state_dir, namespace)
+        self.journal = self.journal_class(self.state_dir, namespace)
         self._lock = threading.RLock()
-        self._hub = EventHub()
+        self._hub = self.hub_class()
         self._records: dict[str, Record] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._creating: set[str] = set()
@@ -114,6 +122,10 @@ class ReferenceDriver:
         """Subscribe to events: current snapshots first, then (first watcher only) the backlog."""
         with self._lock:
             return self._hub.watch(self.snapshots)
+
+    def emit(self, event: Event) -> None:
+        """Send ``event`` to every watcher (a seam for variations of this driver)."""
+        self._hub.emit(event)
 
     # -- create --------------------------------------------------------------------------------
 
@@ -207,7 +219,7 @@ class ReferenceDriver:
                 self._cancelled.add(sandbox_id)
             matches = self.engine.list(self.labels.exact(self.namespace, sandbox_id, name))
             removed = []
-            for c in matches:  # exact matches of namespace, id and name: nothing else (OWN-14)
+            for c in self.delete_targets(matches):
                 try:
                     self.engine.stop(c.id)
                 except EngineError:
@@ -222,8 +234,15 @@ class ReferenceDriver:
                 self._records.pop(sandbox_id, None)
                 self._snapshots.pop(sandbox_id, None)
                 self._hub.forget(sandbox_id)
-                self._hub.emit(DeletedEvent(sandbox_id))
+                self.emit(DeletedEvent(sandbox_id))
             return bool(removed)
+
+    def delete_targets(self, matches: list[Container]) -> list[Container]:
+        """Which exact matches (namespace, id and name) a delete removes: all of them (OWN-14).
+
+        A seam for variations of this driver.
+        """
+        return matches
 
     # -- observe -------------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ what it gets wrong and which requirement that breaks. Each has a factory of the 
 
     PYTHONPATH=tests pytest --sandbox-driver=broken_drivers:trusts_labels_last_wins
 
-Nothing here patches module globals: every variation is a subclass. Some reach into the reference
-driver's private parts (``_hub``, ``_records``, ``journal``) where it has no public seam yet.
+Nothing here patches module globals or touches the reference driver's private state: every
+variation is a subclass that overrides one of its documented seams (``decide``,
+``delete_targets``, ``emit``, ``journal_class``, ``hub_class``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pytest_sandbox_conformance.adapters.base import DriverContext
 from pytest_sandbox_conformance.adapters.reference import ReferenceAdapter
 from pytest_sandbox_conformance.api import PENDING_REASONS, Condition, DeletedEvent, PlatformEvent
 from reference_driver import ReferenceDriver
-from reference_driver.decision import Decision, Outcome, _adopt, ready_for_state
+from reference_driver.decision import Decision, Outcome, ready_for_state
 from reference_driver.events import EventHub
 from reference_driver.journal import Journal, JournalWriteError
 from reference_driver.state import Record
@@ -82,15 +83,14 @@ class DeletedOnMissing(ReferenceDriver):
         super().__init__(*args, **kwargs)
         self._reported_gone: set[str] = set()
 
-    def _resolve(self, record: Record, candidates) -> None:
-        super()._resolve(record, candidates)
+    def decide(self, record: Record, candidates, canonical: str) -> Decision:
         sid = record.sandbox_id
-        if record.authority is not None and all(c.id != record.authority for c in candidates):
-            if sid not in self._reported_gone:
-                self._reported_gone.add(sid)
-                self._hub.emit(DeletedEvent(sid))
-        else:
+        if record.authority is None or any(c.id == record.authority for c in candidates):
             self._reported_gone.discard(sid)
+        elif sid not in self._reported_gone:
+            self._reported_gone.add(sid)
+            self.emit(DeletedEvent(sid))
+        return super().decide(record, candidates, canonical)
 
 
 class AdoptsOnFirstSight(ReferenceDriver):
@@ -103,10 +103,8 @@ class AdoptsOnFirstSight(ReferenceDriver):
 
     def decide(self, record: Record, candidates, canonical: str) -> Decision:
         decision = super().decide(record, candidates, canonical)
-        if decision.outcome == Outcome.RECORD_INTENT and decision.record.intent is not None:
-            replacement = decision.record.intent.replacement
-            new = next(c for c in candidates if c.id == replacement)
-            return _adopt(record, new, record.authority)
+        if decision.outcome == Outcome.RECORD_INTENT:  # adopt the intent it has just recorded
+            return super().decide(decision.record, candidates, canonical)
         return decision
 
 
@@ -152,25 +150,10 @@ class DeletesOnlyOne(ReferenceDriver):
     Breaks OWN-14 (delete removes every exact match, backups and duplicates included).
     """
 
-    def delete(self, sandbox_id: str, name: str | None = None) -> bool:
-        with self._lock:
-            record = self._records.get(sandbox_id)
-            if name is None:
-                name = record.name if record is not None else ""
-            matches = self.engine.list(self.labels.exact(self.namespace, sandbox_id, name))
-            authority = record.authority if record is not None else None
-            first = matches[0] if matches else None
-            target = next((c for c in matches if c.id == authority), first)
-            removed = []
-            if target is not None:
-                removed = list(self.engine.remove_all([target.id], force=True))
-            if record is not None or removed:
-                self.journal.forget(sandbox_id)
-                self._records.pop(sandbox_id, None)
-                self._snapshots.pop(sandbox_id, None)
-                self._hub.forget(sandbox_id)
-                self._hub.emit(DeletedEvent(sandbox_id))
-            return bool(removed)
+    def delete_targets(self, matches):
+        record = self.record(matches[0].labels[self.labels.sandbox_id]) if matches else None
+        authority = [c for c in matches if record is not None and c.id == record.authority]
+        return (authority or matches)[:1]
 
 
 # -- the journal -----------------------------------------------------------------------------------
@@ -197,10 +180,7 @@ class NoJournal(ReferenceDriver):
     sandbox's own containers are reported as unowned after the restart).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.journal = _NoJournal(self.state_dir, self.namespace)
-        self._records.clear()  # whatever the base class restored from disk
+    journal_class = _NoJournal
 
 
 class _InPlaceJournal(Journal):
@@ -241,9 +221,7 @@ class TornJournal(ReferenceDriver):
     (written atomically; a failed write must not lose the old journal), and so OWN-9.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.journal = _InPlaceJournal(self.state_dir, self.namespace)
+    journal_class = _InPlaceJournal
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -265,9 +243,7 @@ class UndeduplicatedWarnings(ReferenceDriver):
     Breaks OWN-17 (one Warning per distinct condition, not one per observation).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._hub = _EveryTimeHub()  # no watcher exists yet
+    hub_class = _EveryTimeHub
 
 
 # -- factories -------------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Sc
         elif action == "restart":
             needs.add("restart")
         elif action in ("clone", "run") and "gpu" in raw:
-            needs.add("gpu")
+            needs.add(f"gpu-{raw['gpu']}")
     if any(s.gpu for s in sandboxes.values()):
         needs.add("gpu")
     if data.get("restart") == "anywhere":

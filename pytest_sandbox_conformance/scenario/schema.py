@@ -24,7 +24,10 @@ CAPABILITIES = {
     "list-order": "the engine returns each list in the order the schedule asks for",
     "engine-faults": "the engine can be told to fail its next list, create or remove call",
     "states": "the engine can put a container in any state (dead, paused, removing, ...)",
-    "gpu": "GPU device requests are in effect on the engine (emulated on the fake engine)",
+    "gpu": "the driver creates GPU sandboxes (a sandbox declared with gpu: true)",
+    "gpu-gpus": "the engine puts --gpus style device requests (capabilities [[gpu]]) in effect",
+    "gpu-cdi": "the engine puts CDI device requests (nvidia.com/gpu=all) in effect",
+    "gpu-runtime": "the engine has the nvidia runtime (--runtime nvidia)",
     "live": "real containers on a real engine",
 }
 #: Marks a scenario may carry (registered with pytest by the plugin).
