@@ -109,7 +109,7 @@ class Suite:
 
             self.engine = open_engine(s.engine, s.engine_url)
             ensure_image(self.engine, s.image)
-        except EngineError as exc:
+        except (EngineError, ImportError) as exc:
             raise pytest.UsageError(f"--sandbox-engine={s.engine}: {exc}") from None
         if self._is_worker():
             session = self.config.workerinput["testrunuid"]  # type: ignore[attr-defined]
@@ -149,6 +149,7 @@ class Suite:
         live = {}
         if self.live is not None:
             live = dict(ordered_lists=False, cleanup_engine=not self.settings.keep,
+                        unique_sandbox_ids=True,
                         extra_labels=self.live.labels(),
                         namespace_prefix=self.live.namespace_prefix)
         return RunConfig(driver=self.factory, engine=self.make_engine, image=self.settings.image,

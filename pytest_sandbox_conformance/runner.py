@@ -71,6 +71,8 @@ class RunConfig:
     ordered_lists: bool = True
     #: Engines that need it get every container of the run removed at the end.
     cleanup_engine: bool = False
+    #: Whether sandbox ids get the run's suffix (a real engine shared by parallel runs).
+    unique_sandbox_ids: bool = False
     #: Labels the suite adds to every container it creates itself (live session labels).
     extra_labels: dict[str, str] = field(default_factory=dict)
 
@@ -165,7 +167,10 @@ class _Run:
         self.adapter: DriverAdapter | None = None
         self.gateway = Gateway()
         self.bindings: dict[str, str] = {}
-        self.sandbox_ids = {key: key for key in scenario.sandboxes}
+        # On a shared real engine container names are global: make sandbox ids (and so the
+        # canonical names) unique per run. On the fake engine keep them as written.
+        suffix = f"-{self.namespace.rsplit('-', 1)[-1]}" if config.unique_sandbox_ids else ""
+        self.sandbox_ids = {key: key + suffix for key in scenario.sandboxes}
         self.observations = 0
         self.deleted_keys: list[str] = []
         self.settle: list[dict[str, Snapshot | None]] = []
