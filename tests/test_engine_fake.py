@@ -58,34 +58,51 @@ def _fake() -> Engine:
 
 _unavailable: dict[str, str] = {}  # live kind -> why it cannot run (asked once per process)
 
+#: Where the ``podman`` kind finds Podman's Docker-compatible API (``.ci/engines.sh`` starts it).
+PODMAN_URL = os.environ.get("SANDBOX_PODMAN_URL") or "unix:///run/podman/podman.sock"
+#: ``SANDBOX_CONFORMANCE_REQUIRE_PODMAN=1``: a Podman that does not answer fails, not skips.
+REQUIRE_PODMAN = os.environ.get("SANDBOX_CONFORMANCE_REQUIRE_PODMAN") == "1"
 
-def _docker() -> Engine:
-    if "docker" in _unavailable:
-        raise EngineError(_unavailable["docker"])
+
+def _real(kind: str, url: str | None) -> Engine:
+    if kind in _unavailable:
+        raise EngineError(_unavailable[kind])
     from pytest_sandbox_conformance.engines.docker import DockerEngine
     from pytest_sandbox_conformance.engines.image import ensure_image
 
     try:
-        eng = DockerEngine()
+        eng = DockerEngine(url, name=kind)
     except ImportError as exc:
-        _unavailable["docker"] = str(exc)
-        raise EngineError(_unavailable["docker"]) from exc
+        _unavailable[kind] = str(exc)
+        raise EngineError(_unavailable[kind]) from exc
     except EngineError as exc:
-        _unavailable["docker"] = f"no reachable Docker engine: {exc}"
-        raise EngineError(_unavailable["docker"]) from exc
+        _unavailable[kind] = f"no reachable {kind} engine: {exc}"
+        raise EngineError(_unavailable[kind]) from exc
     try:
         ensure_image(eng, IMAGE)
     except EngineError as exc:
         eng.close()
-        _unavailable["docker"] = str(exc)
+        _unavailable[kind] = str(exc)
         raise
     return eng
 
 
+def _docker() -> Engine:
+    return _real("docker", None)
+
+
+def _podman() -> Engine:
+    return _real("podman", PODMAN_URL)
+
+
 #: The engine kinds the interface tests run on, and how to make each.
-ENGINE_KINDS = {"fake": _fake, "docker": _docker}
+ENGINE_KINDS = {"fake": _fake, "docker": _docker, "podman": _podman}
 #: The kinds that need a real engine (marked ``live``; skipped when it is not there).
-LIVE_KINDS = frozenset({"docker"})
+LIVE_KINDS = frozenset({"docker", "podman"})
+#: The variable that turns each live kind's skip into a failure.
+REQUIRED = {"docker": REQUIRE_ENGINE, "podman": REQUIRE_PODMAN}
+REQUIRE_VARIABLE = {"docker": "SANDBOX_CONFORMANCE_REQUIRE_ENGINE",
+                    "podman": "SANDBOX_CONFORMANCE_REQUIRE_PODMAN"}
 
 
 def _make_engine(kind: str) -> Engine:
@@ -95,9 +112,14 @@ def _make_engine(kind: str) -> Engine:
         return ENGINE_KINDS[kind]()
     except (ImportError, EngineError) as exc:
         reason = f"{kind}: {exc}"
-    if REQUIRE_ENGINE:  # outside the except: no chained traceback, just the reason
-        pytest.fail(f"{reason} (SANDBOX_CONFORMANCE_REQUIRE_ENGINE=1 requires it)", pytrace=False)
+    if REQUIRED[kind]:  # outside the except: no chained traceback, just the reason
+        pytest.fail(f"{reason} ({REQUIRE_VARIABLE[kind]}=1 requires it)", pytrace=False)
     pytest.skip(reason)
+
+
+def is_podman(engine: Engine) -> bool:
+    """Podman's Docker-compatible API, where it legitimately answers differently from Docker."""
+    return getattr(engine, "name", "") == "podman" and not isinstance(engine, FakeEngine)
 
 
 @pytest.fixture

@@ -203,9 +203,13 @@ def make_busybox_image(ref: str = DEFAULT_IMAGE, busybox: str | Path | None = "/
 
         repository, tag = parse_repository_tag(ref)
         command = ", ".join(f'"{part}"' for part in DEFAULT_COMMAND)
+        # The tag travels inside ``repo`` (``repo=name:tag``, no ``tag`` parameter): Docker
+        # accepts both forms, Podman 4.3's compatible API ignores a separate ``tag`` (it would
+        # make ``name:latest``).
         with mapped("import_image"):
-            api.import_image_from_data(busybox_rootfs_tar(path), repository=repository,
-                                       tag=tag or "latest", changes=[f"CMD [{command}]"])
+            api.import_image_from_data(busybox_rootfs_tar(path),
+                                       repository=f"{repository}:{tag or 'latest'}",
+                                       changes=[f"CMD [{command}]"])
         with mapped("inspect_image"):
             return api.inspect_image(ref)["Id"]
     finally:

@@ -221,7 +221,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Sc
         id=data["id"], title=data["title"], path=source, line=lines.line_of(("id",)),
         requirements=tuple(data["requirements"]), profile=data.get("profile", "core"),
         needs=frozenset(needs), marks=tuple(data.get("marks", ())),
-        restart=data.get("restart", "never"), max_observations=data.get("max_observations", 2),
+        restart=data.get("restart", "never"), max_observations=data.get("max_observations", 3),
         sandboxes=sandboxes, story=tuple(steps), expect=expect, pinned=tuple(pinned),
         description=data.get("description", ""))
 
