@@ -106,8 +106,8 @@ class ScenarioFile(pytest.File):
                 "o" in s.id.partition("-")[2] for s in schedules):
             item.add_marker(pytest.mark.skip(
                 reason=f"schedule {label} lists oldest first, and engine "
-                       f"{self.suite.settings.engine} cannot be told a list order (it lists "
-                       "newest first); it runs on the fake engine"))
+                       f"{self.suite.settings.engine} cannot be told a list order (it lists in "
+                       "its own order); it runs on the fake engine"))
         return item
 
 

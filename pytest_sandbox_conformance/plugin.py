@@ -173,6 +173,10 @@ class Suite:
     def replay_command(self, scenario, schedule) -> str:
         s = self.settings
         parts = ["pytest", f"--sandbox-driver={s.driver}", f"--sandbox-engine={s.engine}"]
+        if s.engine_url:
+            parts.append(f"--sandbox-engine-url={s.engine_url}")
+        if s.image != "sbx-busybox:local":
+            parts.append(f"--sandbox-image={s.image}")
         parts += [f"--sandbox-scenarios={d}" for d in s.scenario_dirs]
         parts += [f"--sandbox-driver-option={k}={v}" for k, v in s.driver_options.items()]
         if not s.builtin:

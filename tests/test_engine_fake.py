@@ -122,6 +122,37 @@ def is_podman(engine: Engine) -> bool:
     return getattr(engine, "name", "") == "podman" and not isinstance(engine, FakeEngine)
 
 
+# Podman 4.3's Docker-compatible API differs from Docker in ways a driver can notice; the tests
+# below branch on ``is_podman`` exactly there (docs/engines.md, "Podman and the emulated GPU
+# engine", lists them). The ones shared by many tests:
+
+def refused(engine: Engine, docker_class: type[EngineError]):
+    """``pytest.raises`` for a refusal Docker answers with ``docker_class`` (409 or 400). Podman
+    4.3 answers most of them 500 (libpod's "container state improper", "name is already in use",
+    "names must match ..."), so there the status is the engine's 500 and the class the base."""
+    return pytest.raises(EngineError if is_podman(engine) else docker_class)
+
+
+def refusal_status(engine: Engine, docker_status: int) -> int:
+    return 500 if is_podman(engine) else docker_status
+
+
+def list_order(engine: Engine, newest_first: list[str]) -> list[str]:
+    """The order ``list`` returns these containers in: newest first on Docker and the fake;
+    **container ID order** on Podman 4.3 (its compatible list walks its database by ID, whatever
+    the creation order, so a second-old container can come before a new one)."""
+    return sorted(newest_first) if is_podman(engine) else list(newest_first)
+
+
+def image_names(engine: Engine) -> set[str]:
+    """What inspect's ``Config.Image`` may say: Podman reports the full name it stored the image
+    under (``docker.io/library/...`` through the compatible import, ``localhost/...`` through
+    ``podman import``), not the reference the container was created with."""
+    if is_podman(engine):
+        return {IMAGE, f"docker.io/library/{IMAGE}", f"localhost/{IMAGE}"}
+    return {IMAGE}
+
+
 @pytest.fixture
 def run_id() -> str:
     return uuid.uuid4().hex[:12]
@@ -184,7 +215,8 @@ def test_create_makes_a_created_container_not_a_running_one(engine, spec, mine):
 def test_inspect_reports_what_was_created(engine, spec):
     s = spec("web", labels={ROLE: "web"}, env={"A": "1"})
     c = engine.inspect(engine.create(s))
-    assert (c.name, c.image, c.command) == (s.name, IMAGE, SLEEP)
+    assert (c.name, c.command) == (s.name, SLEEP)
+    assert c.image in image_names(engine)
     assert dict(c.labels) == dict(s.labels)
     assert c.env["A"] == "1"
     assert not c.name.startswith("/")
@@ -204,6 +236,11 @@ DEVICE_REQUESTS = {
 @pytest.mark.parametrize("requests", DEVICE_REQUESTS.values(), ids=DEVICE_REQUESTS.keys())
 def test_device_requests_are_recorded(engine, spec, requests):  # OWN-19
     c = engine.inspect(engine.create(spec(device_requests=requests)))
+    if is_podman(engine):
+        # Podman 4.3 silently drops HostConfig.DeviceRequests: accepted, not recorded, not in
+        # effect (a GPU handoff through its compatible API looks done but is not).
+        assert c.device_requests == ()
+        return
     assert c.device_requests == requests
     assert all(r.is_gpu for r in c.device_requests)
 
@@ -225,6 +262,9 @@ def test_start_with_device_requests_needs_a_device_driver(engine, spec, requests
         started = True
     c = engine.inspect(cid)
     assert c.state == ("running" if started else "created")
+    if is_podman(engine):  # dropped at create, so nothing to select a driver for: it runs
+        assert started and c.device_requests == ()
+        return
     assert c.device_requests == requests
     if isinstance(engine, FakeEngine):
         assert started
@@ -232,6 +272,12 @@ def test_start_with_device_requests_needs_a_device_driver(engine, spec, requests
 
 def test_runtime_is_recorded(engine, spec, mine):  # OWN-19
     s = spec(runtime="nvidia", env={"NVIDIA_VISIBLE_DEVICES": "all"})
+    if is_podman(engine):
+        # Podman 4.3's compatible API ignores HostConfig.Runtime: created (and runs) on its
+        # default runtime, which inspect reports as "oci" (None here), whatever was asked.
+        c = engine.inspect(engine.create(s))
+        assert (c.runtime, c.env["NVIDIA_VISIBLE_DEVICES"]) == (None, "all")
+        return
     if "nvidia" not in engine.runtimes():
         # Docker refuses a runtime it has not configured, at create, and creates nothing.
         with pytest.raises(EngineInvalid, match="Unknown runtime specified nvidia"):
@@ -245,6 +291,12 @@ def test_runtime_is_recorded(engine, spec, mine):  # OWN-19
 
 
 def test_unknown_runtime_is_refused_at_create(engine, spec, mine):
+    if is_podman(engine):  # the runtime is ignored (see test_runtime_is_recorded): no 400
+        cid = engine.create(spec(runtime="sct-no-such-runtime"))
+        engine.start(cid)
+        assert engine.inspect(cid).runtime is None
+        assert engine.inspect(cid).state == "running"
+        return
     with pytest.raises(EngineInvalid) as exc:
         engine.create(spec(runtime="sct-no-such-runtime"))
     assert exc.value.status == 400
@@ -263,7 +315,8 @@ def test_list_returns_summaries_and_inspect_the_details(engine, spec, mine):
         full.id, full.name, full.image, full.state, dict(full.labels))
     assert (listed.command, dict(listed.env), listed.device_requests, listed.runtime) == (
         (), {}, (), None)
-    assert (full.command, full.env["A"], full.device_requests) == (SLEEP, "1", s.device_requests)
+    expected_requests = () if is_podman(engine) else s.device_requests  # Podman drops them
+    assert (full.command, full.env["A"], full.device_requests) == (SLEEP, "1", expected_requests)
     # Docker's list reports whole seconds; inspect nanoseconds. Both order like creation.
     assert listed.created <= full.created
     assert listed.created // 10**9 == full.created // 10**9
@@ -273,9 +326,9 @@ def test_created_orders_containers_by_creation(engine, spec, mine):
     first = engine.inspect(engine.create(spec("first")))
     second = engine.inspect(engine.create(spec("second")))
     assert first.created < second.created
-    newest, oldest = mine()
-    assert (newest.id, oldest.id) == (second.id, first.id)
-    assert newest.created >= oldest.created  # list's whole seconds may tie
+    listed = {c.id: c for c in mine()}
+    assert list(listed) == list_order(engine, [second.id, first.id])
+    assert listed[second.id].created >= listed[first.id].created  # list's seconds may tie
 
 
 def test_inspected_container_is_a_snapshot(engine, spec):
@@ -291,9 +344,9 @@ def test_inspected_container_is_a_snapshot(engine, spec):
 
 def test_create_onto_a_taken_name_conflicts(engine, spec, mine):
     first = engine.create(spec("web"))
-    with pytest.raises(EngineConflict) as exc:
+    with refused(engine, EngineConflict) as exc:  # Podman: 500 "that name is already in use"
         engine.create(spec("web", labels={ROLE: "second"}))
-    assert exc.value.status == 409
+    assert exc.value.status == refusal_status(engine, 409)
     assert ids_of(mine()) == [first]
 
 
@@ -301,7 +354,7 @@ def test_name_of_a_stopped_container_is_still_taken(engine, spec):
     cid = engine.create(spec("web"))
     engine.start(cid)
     engine.stop(cid)
-    with pytest.raises(EngineConflict):
+    with refused(engine, EngineConflict):
         engine.create(spec("web"))
 
 
@@ -343,11 +396,15 @@ def test_rename_keeps_the_list_position(engine, spec, mine):
     a = engine.create(spec("a"))
     b = engine.create(spec("b"))
     engine.rename(a, spec("a-renamed").name)
-    assert ids_of(mine()) == [b, a]
+    assert ids_of(mine()) == list_order(engine, [b, a])
 
 
 def test_rename_to_the_current_name_is_invalid(engine, spec):
     a = engine.create(spec("a"))
+    if is_podman(engine):  # Podman accepts it and does nothing
+        engine.rename(a, spec("a").name)
+        assert engine.inspect(a).name == spec("a").name
+        return
     with pytest.raises(EngineInvalid) as exc:
         engine.rename(a, spec("a").name)
     assert exc.value.status == 400
@@ -372,15 +429,39 @@ def test_valid_container_name_accepts(name):
 
 @pytest.mark.parametrize("name", INVALID_NAMES)
 def test_create_with_an_invalid_name_is_invalid(engine, spec, mine, name):
-    with pytest.raises(EngineInvalid) as exc:
-        engine.create(ContainerSpec(name=name, image=IMAGE, labels=spec().labels, command=SLEEP))
+    make = lambda: engine.create(  # noqa: E731
+        ContainerSpec(name=name, image=IMAGE, labels=spec().labels, command=SLEEP))
+    if name and is_podman(engine):
+        _podman_name_rule(engine, name, make)
+        return
+    with pytest.raises(EngineInvalid) as exc:  # "" is refused by DockerEngine itself
+        make()
     assert exc.value.status == 400
     assert mine() == []
+
+
+def _podman_name_rule(engine, name, act):
+    # Podman's rule is [a-zA-Z0-9][a-zA-Z0-9_.-]* (one character is enough) and it refuses the
+    # rest with 500 "names must match ...", not 400.
+    if len(name) == 1 and name.isalnum():
+        try:
+            act()
+        except EngineConflict:  # another run on this engine holds the name right now
+            pass
+        return
+    with pytest.raises(EngineError, match="names must match") as exc:
+        act()
+    assert exc.value.status == 500
 
 
 @pytest.mark.parametrize("name", INVALID_NAMES)
 def test_rename_to_an_invalid_name_is_invalid(engine, spec, name):
     a = engine.create(spec("a"))
+    if is_podman(engine):  # "" too is Podman's 500 "names must match"
+        _podman_name_rule(engine, name, lambda: engine.rename(a, name))
+        if len(name) != 1:
+            assert engine.inspect(a).name == spec("a").name
+        return
     with pytest.raises(EngineInvalid):
         engine.rename(a, name)
     assert engine.inspect(a).name == spec("a").name
@@ -452,9 +533,9 @@ def test_kill_of_a_container_that_is_not_running_conflicts(engine, spec, started
         engine.start(cid)
         engine.stop(cid)
     state = engine.inspect(cid).state
-    with pytest.raises(EngineConflict) as exc:
+    with refused(engine, EngineConflict) as exc:  # Podman: 500 "can only kill running containers"
         engine.kill(cid)
-    assert exc.value.status == 409
+    assert exc.value.status == refusal_status(engine, 409)
     assert engine.inspect(cid).state == state
 
 
@@ -479,12 +560,20 @@ def test_paused_container_answers_like_docker(engine, spec, mine):
         engine.start(cid)
         _pause(engine, cid)
         assert engine.inspect(cid).state == "paused"
-    with pytest.raises(EngineConflict):  # "cannot start a paused container, try unpause"
+    with refused(engine, EngineConflict):  # "cannot start a paused container, try unpause"
         engine.start(a)
-    with pytest.raises(EngineConflict):  # "You cannot remove a paused container"
+    with refused(engine, EngineConflict):  # "You cannot remove a paused container"
         engine.remove(a)
     assert engine.inspect(a).state == "paused"
-    engine.stop(a)
+    if is_podman(engine):
+        # Podman refuses to stop a paused container (500 "is running or paused, refusing to
+        # clean up"); kill works there as on Docker.
+        with pytest.raises(EngineError, match="paused") as exc:
+            engine.stop(a)
+        assert exc.value.status == 500 and engine.inspect(a).state == "paused"
+        engine.kill(a)
+    else:
+        engine.stop(a)
     engine.kill(b)
     assert engine.inspect(a).state == engine.inspect(b).state == "exited"
     engine.remove(c, force=True)
@@ -497,9 +586,9 @@ def test_paused_container_answers_like_docker(engine, spec, mine):
 def test_remove_of_a_running_container_without_force_conflicts(engine, spec, mine):
     cid = engine.create(spec())
     engine.start(cid)
-    with pytest.raises(EngineConflict) as exc:
+    with refused(engine, EngineConflict) as exc:  # Podman: 500 "... cannot be removed without force"
         engine.remove(cid)
-    assert exc.value.status == 409
+    assert exc.value.status == refusal_status(engine, 409)
     assert engine.inspect(cid).state == "running"
     assert ids_of(mine()) == [cid]
 
@@ -548,7 +637,7 @@ def test_list_includes_stopped_containers(engine, spec, mine):
 
 def test_list_is_newest_first(engine, spec, mine):
     ids = [engine.create(spec(f"c{i}")) for i in range(4)]
-    assert ids_of(mine()) == ids[::-1]
+    assert ids_of(mine()) == list_order(engine, ids[::-1])
 
 
 def test_list_filters_by_label_value(engine, spec, mine):
@@ -563,7 +652,7 @@ def test_list_filters_by_label_presence(engine, spec, mine):
     web = engine.create(spec("web", labels={ROLE: "web"}))
     db = engine.create(spec("db", labels={ROLE: "db"}))
     engine.create(spec("none"))
-    assert ids_of(mine(**{ROLE: None})) == [db, web]
+    assert ids_of(mine(**{ROLE: None})) == list_order(engine, [db, web])
 
 
 def test_list_filters_need_every_label(engine, spec, mine):
@@ -571,7 +660,7 @@ def test_list_filters_need_every_label(engine, spec, mine):
     back = engine.create(spec("back", labels={ROLE: "web", "tier": "back"}))
     engine.create(spec("untiered", labels={ROLE: "web"}))
     assert ids_of(mine(**{ROLE: "web", "tier": "front"})) == [both]
-    assert ids_of(mine(**{ROLE: "web", "tier": None})) == [back, both]
+    assert ids_of(mine(**{ROLE: "web", "tier": None})) == list_order(engine, [back, both])
 
 
 def test_label_value_match_is_exact(engine, spec, mine):
@@ -608,6 +697,11 @@ def test_ambiguous_id_prefix_is_an_error(engine, spec):
             break
     with pytest.raises(EngineError) as exc:
         engine.inspect(shared)
+    if is_podman(engine):
+        # Podman 4.3 answers 404 "more than one result for container ID ...": a driver that
+        # takes every 404 for "gone" must not inspect by prefix there.
+        assert isinstance(exc.value, EngineNotFound) and "more than one result" in str(exc.value)
+        return
     # The container exists: an ambiguous prefix is not a 404 (Docker 20.10 answers 500).
     assert not isinstance(exc.value, EngineNotFound)
 
