@@ -100,6 +100,9 @@ class View:
     #: Sandboxes deleted on request during the run (keys).
     deleted_keys: Sequence[str] = ()
     identity_matches: Callable[[str], list[Container]] = lambda key: []
+    #: Containers the story gave a GPU (clone/run with ``gpu:``), and how to inspect one.
+    gpu_containers: frozenset[str] = frozenset()
+    inspect: Callable[[str], Container | None] = lambda cid: None
 
     def name_of(self, container_id: str | None) -> str:
         if container_id is None:
@@ -251,6 +254,20 @@ def _final(view: View) -> Iterable[Failure]:
             yield Failure("final-expectations", reqs,
                           f"containers at the end: {bound_present}, expected "
                           f"{sorted(view.expect.containers)}")
+
+
+@check("gpu-instance-has-its-gpu", when="final", requirements=("OWN-19",))
+def _gpu(view: View) -> Iterable[Failure]:
+    """A sandbox whose instance is a container given a GPU reports that container, and the engine
+    shows its GPU request in effect (device requests or the nvidia runtime) on it."""
+    for sid, snap in sorted((view.settle[-1] if view.settle else {}).items()):
+        if snap is None or snap.instance_id not in view.gpu_containers:
+            continue
+        c = view.inspect(snap.instance_id)
+        if c is None or not (any(r.is_gpu for r in c.device_requests) or c.runtime == "nvidia"):
+            yield Failure("gpu-instance-has-its-gpu", ("OWN-19",),
+                          f"sandbox {sid}: its instance {view.name_of(snap.instance_id)} was "
+                          "given a GPU, but the engine shows no GPU request in effect on it")
 
 
 @check("warnings-deduplicated", when="final", requirements=("OWN-17",))

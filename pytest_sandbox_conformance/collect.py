@@ -95,6 +95,8 @@ class ScenarioFile(pytest.File):
             yield self._item(sc, sched.label, [sched])
 
     def _item(self, sc: Scenario, label: str, schedules: list[Schedule]) -> "ScenarioItem":
+        if self.suite.gpu_emulated and any(n.startswith("gpu") for n in sc.needs):
+            label += "-gpu-emulated"  # never mistaken for a real GPU pass
         name = f"{sc.id}[{label}]"
         # The node id is given as a string so that pytest >= 9 parses "[label]" as the item's
         # parameters, as it does for the ids it caches (--lf, --sw); a name built by the parent

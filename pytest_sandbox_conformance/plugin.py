@@ -63,6 +63,9 @@ class Suite:
         self.live = None
         self.engine = None
         self.gpu_styles: dict[str, str] = {}
+        #: SANDBOX_CONFORMANCE_GPU_EMULATED=1: the engine's GPU requests reach no real GPU (CI's
+        #: emulated engine); GPU items and the report say so.
+        self.gpu_emulated = os.environ.get("SANDBOX_CONFORMANCE_GPU_EMULATED") == "1"
         if settings.engine == "fake":
             self.engine_caps = ENGINE_CAPABILITIES["fake"]
         else:
@@ -289,7 +292,7 @@ class Suite:
     def live_header(self) -> str:
         s = self.settings
         gpu = ", ".join(sorted(self.gpu_styles)) or "none"
-        if os.environ.get("SANDBOX_CONFORMANCE_GPU_EMULATED") == "1" and self.gpu_styles:
+        if self.gpu_emulated and self.gpu_styles:
             gpu += " (EMULATED: no real GPU; device requests only)"
         swept = ""
         if self.swept is not None:

@@ -65,6 +65,10 @@ def build_report(suite, items: list[dict[str, Any]]) -> dict[str, Any]:
         "driver": {"spec": suite.settings.driver, "name": suite.driver_label,
                    "capabilities": sorted(suite.driver_caps)},
         "engine": suite.settings.engine,
+        "gpu": {"styles": sorted(getattr(suite, "gpu_styles", {}) or
+                                 (c for c in suite.capabilities if c.startswith("gpu-"))),
+                "emulated": bool(getattr(suite, "gpu_emulated", False))
+                or suite.settings.engine == "fake"},
         "schedules": suite.settings.mode,
         "verdict": v["verdict"],
         "profiles": profiles,

@@ -173,6 +173,7 @@ class _Run:
         self.sandbox_ids = {key: key + suffix for key in scenario.sandboxes}
         self.observations = 0
         self.deleted_keys: list[str] = []
+        self.gpu_containers: set[str] = set()
         self.settle: list[dict[str, Snapshot | None]] = []
         self.oracle: Oracle | None = None
 
@@ -217,7 +218,14 @@ class _Run:
 
     def view(self, **kw) -> View:
         return View(self.sc, self.expect, self.gateway, self.bindings, self.sandbox_ids,
-                    deleted_keys=self.deleted_keys, identity_matches=self.identity_matches, **kw)
+                    deleted_keys=self.deleted_keys, identity_matches=self.identity_matches,
+                    gpu_containers=frozenset(self.gpu_containers), inspect=self.inspect, **kw)
+
+    def inspect(self, cid: str) -> Container | None:
+        try:
+            return self.engine.inspect(cid)
+        except EngineError:
+            return None
 
     def run_checks(self, when: str, view: View) -> None:
         failures = [f for c in checks_for(when) for f in c.fn(view)]
@@ -476,6 +484,8 @@ class _Run:
         if state == "exited":
             self.engine.stop(cid)
         self.bindings[step.binds] = cid
+        if style:
+            self.gpu_containers.add(cid)
         self.tl.add(f"{step.binds} = {_short(self.engine.inspect(cid))}"
                     + (f" generation={generation}" if generation != "keep" else ""), 2)
 
