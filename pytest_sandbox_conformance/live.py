@@ -165,39 +165,3 @@ def open_engine(kind: str, url: str | None) -> Engine:
         url = os.environ.get("CONTAINER_HOST") or PODMAN_SOCKET
     return DockerEngine(url, name=kind)
 
-
-def probe_gpu_styles(engine: Engine, image: str, labels: dict[str, str]) -> dict[str, str]:
-    """Which GPU request styles the engine puts in effect: capability -> how it was found.
-
-    ``--gpus`` and CDI requests are tried for real (a container is created and started with the
-    request, then removed): an engine that accepts the request but cannot honour it fails the
-    start, and one that silently drops it (Podman's compatible API) records no request, which
-    inspect shows. The ``nvidia`` runtime is looked up in the engine's runtimes.
-    """
-    from .engines.base import ContainerSpec, DeviceRequest
-
-    found: dict[str, str] = {}
-    runtimes = getattr(engine, "runtimes", lambda: frozenset())()
-    if "nvidia" in runtimes:
-        found["gpu-runtime"] = "the engine lists the nvidia runtime"
-    requests = {
-        "gpu-gpus": DeviceRequest(count=-1, capabilities=(("gpu",),)),
-        "gpu-cdi": DeviceRequest(driver="cdi", device_ids=("nvidia.com/gpu=all",)),
-    }
-    for cap, request in requests.items():
-        name = f"sbxc-gpu-probe-{secrets.token_hex(4)}"
-        cid = ""
-        try:
-            cid = engine.create(ContainerSpec(name=name, image=image, labels=labels,
-                                              command=("sleep", "30"),
-                                              device_requests=(request,)))
-            engine.start(cid)
-            seen = engine.inspect(cid).device_requests
-            if any(r.is_gpu for r in seen):
-                found[cap] = "a probe container started with the request in effect"
-        except EngineError:
-            pass
-        finally:
-            if cid:
-                engine.remove_all([cid], force=True)
-    return found

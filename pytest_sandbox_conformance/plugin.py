@@ -104,7 +104,8 @@ class Suite:
         from reference_driver.naming import LabelKeys
 
         from .engines.base import EngineError
-        from .live import LiveSession, open_engine, probe_gpu_styles
+        from .gpu import probe_gpu_styles
+        from .live import LiveSession, open_engine
 
         s = self.settings
         try:
@@ -130,7 +131,9 @@ class Suite:
             self.swept = self.live.sweep()
         caps = {"live"}
         if s.gpu != "off":
-            self.gpu_styles = probe_gpu_styles(self.engine, s.image, self.live.labels())
+            styles = probe_gpu_styles(self.engine, s.image, self.live.labels())
+            self.gpu_styles = {g.capability: str(g) for g in styles}
+            self.gpu_emulated = self.gpu_emulated or any(not g.real for g in styles)
             caps |= set(self.gpu_styles)
             if s.gpu == "required" and not self.gpu_styles:
                 raise pytest.UsageError(
@@ -291,9 +294,9 @@ class Suite:
 
     def live_header(self) -> str:
         s = self.settings
-        gpu = ", ".join(sorted(self.gpu_styles)) or "none"
+        gpu = "; ".join(self.gpu_styles[k] for k in sorted(self.gpu_styles)) or "none"
         if self.gpu_emulated and self.gpu_styles:
-            gpu += " (EMULATED: no real GPU; device requests only)"
+            gpu += " -- EMULATED: no real GPU, GPU items are labelled gpu-emulated"
         swept = ""
         if self.swept is not None:
             swept = (f"; swept {len(self.swept.removed)} leftover container(s) of dead sessions"
