@@ -104,7 +104,6 @@ class Suite:
         from reference_driver.naming import LabelKeys
 
         from .engines.base import EngineError
-        from .gpu import probe_gpu_styles
         from .live import LiveSession, open_engine
 
         s = self.settings
@@ -114,6 +113,8 @@ class Suite:
             self.engine = open_engine(s.engine, s.engine_url)
             ensure_image(self.engine, s.image)
         except (EngineError, ImportError) as exc:
+            if self.engine is not None:
+                self.engine.close()
             raise pytest.UsageError(f"--sandbox-engine={s.engine}: {exc}") from None
         if self._is_worker():
             session = self.config.workerinput["testrunuid"]  # type: ignore[attr-defined]
@@ -128,7 +129,19 @@ class Suite:
         self.swept = None
         if not self._is_worker():
             self.live.acquire()
-            self.swept = self.live.sweep()
+        try:
+            if not self._is_worker():
+                self.swept = self.live.sweep()
+            return self._engine_capabilities()
+        except BaseException:
+            self.live.release()
+            self.engine.close()
+            raise
+
+    def _engine_capabilities(self) -> frozenset[str]:
+        from .gpu import probe_gpu_styles
+
+        s = self.settings
         caps = {"live"}
         if s.gpu != "off":
             styles = probe_gpu_styles(self.engine, s.image, self.live.labels())

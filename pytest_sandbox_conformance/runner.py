@@ -171,6 +171,7 @@ class _Run:
         # canonical names) unique per run. On the fake engine keep them as written.
         suffix = f"-{self.namespace.rsplit('-', 1)[-1]}" if config.unique_sandbox_ids else ""
         self.sandbox_ids = {key: key + suffix for key in scenario.sandboxes}
+        self.name_suffix = suffix  # literal container names get it too
         self.observations = 0
         self.deleted_keys: list[str] = []
         self.gpu_containers: set[str] = set()
@@ -443,13 +444,13 @@ class _Run:
 
     def resolve_name(self, expr: str, key: str, index: int) -> str:
         if not key:
-            return expr
+            return expr + self.name_suffix
         canonical = canonical_name(self.sc.sandboxes[key].name, self.sandbox_ids[key])
         if expr == "canonical":
             return canonical
         if expr == "backup":
             return backup_name(canonical, BACKUP_EPOCH_MS + index)
-        return expr
+        return expr + self.name_suffix
 
     def run_container(self, step: Step) -> None:
         key = step.target

@@ -128,7 +128,7 @@ def factory(ctx):
 SKIP_REASON = re.compile(r"lacks capabilities: [a-z-]+ \(|cannot be told a list order")
 
 
-# -- fixtures and helpers ---------------------------------------------------------------------------
+# -- fixtures and helpers --------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def make(engine: Engine, name: str, labels: dict[str, str], made: list[str],
     return cid
 
 
-# -- 1. the catalog ---------------------------------------------------------------------------------
+# -- 1. the catalog --------------------------------------------------------------------------------
 
 
 def test_pinned_catalog_passes_on_docker(pytester: pytest.Pytester, docker_engine,
@@ -215,7 +215,7 @@ def test_pinned_catalog_passes_on_docker(pytester: pytest.Pytester, docker_engin
     assert remains(docker_engine, session_of(result)) == {}
 
 
-# -- 2. containers of others survive ----------------------------------------------------------------
+# -- 2. containers of others survive ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("driver, failed", [
@@ -248,7 +248,7 @@ def test_foreign_containers_survive_a_run(pytester: pytest.Pytester, live_suite,
         docker_engine.remove_all(made, force=True)
 
 
-# -- 3. the sweep -----------------------------------------------------------------------------------
+# -- 3. the sweep ----------------------------------------------------------------------------------
 
 
 def test_sweep_removes_only_the_leftovers_of_dead_sessions(docker_engine, tmp_path: Path,
@@ -296,7 +296,7 @@ def test_sweep_removes_only_the_leftovers_of_dead_sessions(docker_engine, tmp_pa
         docker_engine.remove_all(made, force=True)
 
 
-# -- 4. --sandbox-keep ------------------------------------------------------------------------------
+# -- 4. --sandbox-keep -----------------------------------------------------------------------------
 
 
 def test_keep_keeps_the_containers_and_says_how_to_remove_them(pytester: pytest.Pytester,
@@ -326,7 +326,7 @@ def test_keep_keeps_the_containers_and_says_how_to_remove_them(pytester: pytest.
         docker_engine.remove_all(list(kept), force=True)
 
 
-# -- 5. a missing image -----------------------------------------------------------------------------
+# -- 5. a missing image ----------------------------------------------------------------------------
 
 
 def test_missing_image_is_one_usage_error(pytester: pytest.Pytester, live_suite) -> None:
@@ -342,7 +342,7 @@ def test_missing_image_is_one_usage_error(pytester: pytest.Pytester, live_suite)
     assert "passed" not in result.stdout.str()
 
 
-# -- 6. parallel workers ----------------------------------------------------------------------------
+# -- 6. parallel workers ---------------------------------------------------------------------------
 
 
 def test_parallel_workers_never_see_each_others_containers(pytester: pytest.Pytester, live_suite,
@@ -358,7 +358,7 @@ def test_parallel_workers_never_see_each_others_containers(pytester: pytest.Pyte
     assert remains(docker_engine, session_of(result)) == {}
 
 
-# -- 7. Ctrl-C --------------------------------------------------------------------------------------
+# -- 7. Ctrl-C -------------------------------------------------------------------------------------
 
 
 def test_interrupted_run_leaves_nothing(pytester: pytest.Pytester, docker_engine, rid: str,
