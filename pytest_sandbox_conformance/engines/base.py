@@ -128,6 +128,15 @@ class DeviceRequest:
         return any(d.startswith("nvidia.com/gpu") for d in self.device_ids)
 
 
+def _freeze_container_fields(obj: object) -> None:
+    """Make the mappings and sequences of a frozen container dataclass immutable too."""
+    object.__setattr__(obj, "labels", _frozen_map(obj.labels))  # type: ignore[attr-defined]
+    object.__setattr__(obj, "env", _frozen_map(obj.env))  # type: ignore[attr-defined]
+    object.__setattr__(obj, "command", tuple(obj.command))  # type: ignore[attr-defined]
+    object.__setattr__(obj, "device_requests",
+                       tuple(obj.device_requests))  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """What to create: the arguments of ``docker create``/``docker run`` that matter here."""
@@ -141,10 +150,7 @@ class ContainerSpec:
     runtime: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _frozen_map(self.labels))
-        object.__setattr__(self, "env", _frozen_map(self.env))
-        object.__setattr__(self, "command", tuple(self.command))
-        object.__setattr__(self, "device_requests", tuple(self.device_requests))
+        _freeze_container_fields(self)
 
 
 @dataclass(frozen=True)
@@ -173,10 +179,7 @@ class Container:
     runtime: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _frozen_map(self.labels))
-        object.__setattr__(self, "env", _frozen_map(self.env))
-        object.__setattr__(self, "command", tuple(self.command))
-        object.__setattr__(self, "device_requests", tuple(self.device_requests))
+        _freeze_container_fields(self)
 
     def __hash__(self) -> int:  # mappings are not hashable; the id identifies a container
         return hash(self.id)
