@@ -71,8 +71,8 @@ class ReferenceDriver:
 
     driver_name = "reference"
     driver_version = "1"
-    #: What it offers the suite (scenarios that need more are skipped).
-    capabilities = frozenset({"restart", "gpu", "journal", "list-order", "faults"})
+    #: What it offers the suite, in the adapter vocabulary (docs/adapters.md).
+    capabilities = frozenset({"restart", "journal-faults", "gpu"})
     #: The journal's class (a seam for variations of this driver).
     journal_class: type[Journal] = Journal
     #: The event hub's class (a seam for variations of this driver).

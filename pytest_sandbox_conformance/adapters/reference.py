@@ -26,7 +26,7 @@ class SimulatedCrash(BaseException):
 
 class ReferenceAdapter(DriverAdapter):
     name = "reference"
-    capabilities = frozenset({"restart", "journal-faults", "gpu"})
+    capabilities = ReferenceDriver.capabilities
 
     def __init__(self, ctx: DriverContext, driver_cls: Callable[..., ReferenceDriver] = ReferenceDriver,
                  name: str | None = None) -> None:
