@@ -103,6 +103,8 @@ class View:
     #: Containers the story gave a GPU (clone/run with ``gpu:``), and how to inspect one.
     gpu_containers: frozenset[str] = frozenset()
     inspect: Callable[[str], Container | None] = lambda cid: None
+    #: What a container's main process sees of its GPU (None where the engine cannot exec).
+    look_inside: Callable[[str], str | None] = lambda cid: None
 
     def name_of(self, container_id: str | None) -> str:
         if container_id is None:
@@ -268,6 +270,32 @@ def _gpu(view: View) -> Iterable[Failure]:
             yield Failure("gpu-instance-has-its-gpu", ("OWN-19",),
                           f"sandbox {sid}: its instance {view.name_of(snap.instance_id)} was "
                           "given a GPU, but the engine shows no GPU request in effect on it")
+            continue
+        inside = view.look_inside(snap.instance_id)
+        if inside is not None and not gpu_seen_inside(inside):
+            yield Failure("gpu-instance-has-its-gpu", ("OWN-19",),
+                          f"sandbox {sid}: inside its instance {view.name_of(snap.instance_id)} "
+                          "there is no GPU: no nvidia-smi GPU, no /dev/nvidia* device, no "
+                          f"NVIDIA_VISIBLE_DEVICES in its main process ({inside.strip()!r})")
+
+
+#: Run inside an adopted GPU container: nvidia-smi's list, the device nodes, and the variable the
+#: NVIDIA hook sets in the main process's environment (an exec does not inherit it).
+LOOK_INSIDE = ["sh", "-c",
+               "command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L; "
+               "for d in /dev/nvidia*; do [ -e \"$d\" ] && echo \"device $d\"; done; "
+               "grep -a -o 'NVIDIA_VISIBLE_DEVICES=[^[:cntrl:]]*' /proc/1/environ || true"]
+
+
+def gpu_seen_inside(output: str) -> bool:
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("GPU ") or line.startswith("device /dev/nvidia"):
+            return True
+        if line.startswith("NVIDIA_VISIBLE_DEVICES=") and line.split("=", 1)[1] not in ("",
+                                                                                       "void"):
+            return True
+    return False
 
 
 @check("warnings-deduplicated", when="final", requirements=("OWN-17",))

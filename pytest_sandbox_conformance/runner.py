@@ -220,7 +220,22 @@ class _Run:
     def view(self, **kw) -> View:
         return View(self.sc, self.expect, self.gateway, self.bindings, self.sandbox_ids,
                     deleted_keys=self.deleted_keys, identity_matches=self.identity_matches,
-                    gpu_containers=frozenset(self.gpu_containers), inspect=self.inspect, **kw)
+                    gpu_containers=frozenset(self.gpu_containers), inspect=self.inspect,
+                    look_inside=self.look_inside, **kw)
+
+    def look_inside(self, cid: str) -> str | None:
+        """What a GPU container's main process sees (OWN-19), where the engine can exec."""
+        from .checks import LOOK_INSIDE
+
+        try:
+            code, output = self.engine.exec(cid, LOOK_INSIDE)
+        except NotImplementedError:
+            return None
+        except EngineError as exc:
+            return f"(cannot run a command inside: {exc})"
+        self.tl.add(f"inside {self.names(cid)}: " + " | ".join(
+            line.strip() for line in output.splitlines() if line.strip()), 1)
+        return output
 
     def inspect(self, cid: str) -> Container | None:
         try:

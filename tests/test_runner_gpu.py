@@ -39,3 +39,15 @@ def test_a_dropped_gpu_request_fails_own_19(tmp_path) -> None:
                                            state_root=tmp_path))
     assert info.value.requirements == ["OWN-19"]
     assert "no GPU request in effect" in info.value.render()
+
+
+def test_gpu_seen_inside_reads_nvidia_smi_devices_and_the_hook_variable() -> None:
+    # OWN-19: what the live check accepts as "the GPU request is in effect" inside a container.
+    from pytest_sandbox_conformance.checks import gpu_seen_inside
+
+    assert gpu_seen_inside("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\n")
+    assert gpu_seen_inside("device /dev/nvidia0\n")
+    assert gpu_seen_inside("NVIDIA_VISIBLE_DEVICES=all\n")
+    assert not gpu_seen_inside("")
+    assert not gpu_seen_inside("NVIDIA_VISIBLE_DEVICES=void\n")
+    assert not gpu_seen_inside("NVIDIA_VISIBLE_DEVICES=\n")

@@ -259,6 +259,13 @@ class Engine(abc.ABC):
     def inspect(self, container_id: str) -> Container:
         """One container by ID (a unique ID prefix or a name also works, as in Docker)."""
 
+    def exec(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        """Run ``argv`` inside a running container; return (exit code, output).
+
+        Optional: engines without processes (the fake) raise :class:`NotImplementedError`.
+        """
+        raise NotImplementedError(f"engine {self.name} cannot run commands in containers")
+
     def close(self) -> None:
         """Release the engine's resources (connections, threads). Idempotent."""
 

@@ -373,6 +373,14 @@ class DockerEngine(Engine):
             runtime=self._runtime(host.get("Runtime")),
         )
 
+    def exec(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        with self._call("exec"):
+            created = self._api.exec_create(container_id, list(argv), stdout=True, stderr=True)
+            output = self._api.exec_start(created["Id"])
+            code = self._api.exec_inspect(created["Id"]).get("ExitCode")
+        text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+        return (code if code is not None else -1), text
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
