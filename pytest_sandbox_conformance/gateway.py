@@ -151,9 +151,6 @@ class Gateway:
                 self._violate("OWN-11", snap.sandbox_id,
                               "a snapshot resurrected the sandbox as a skeletal record after its "
                               "durable state was dropped")
-        if snap.ready.ready and snap.unresolved:
-            self._violate("OWN-12", snap.sandbox_id,
-                          f"the driver reported Ready=True with unresolved reason {snap.reason!r}")
         self._set(replace(sb, snapshot=snap, instance_id=snap.instance_id))
 
     def _on_deleted(self, sandbox_id: str) -> None:
@@ -169,9 +166,13 @@ class Gateway:
 
     def _set(self, sb: GatewaySandbox) -> None:
         self.sandboxes[sb.sandbox_id] = sb
-        if sb.phase == "Ready" and sb.snapshot is not None and sb.snapshot.unresolved:
-            self._violate("OWN-12", sb.sandbox_id,
-                          f"phase Ready while the driver reports {sb.snapshot.reason!r}")
+        snap = sb.snapshot
+        if sb.phase == "Ready" and snap is not None and snap.unresolved:
+            if snap.ready.ready:
+                why = f"the driver reported Ready=True with unresolved reason {snap.reason!r}"
+            else:
+                why = f"phase Ready while the driver reports {snap.reason!r}"
+            self._violate("OWN-12", sb.sandbox_id, why)
 
     def _violate(self, requirement: str, sandbox_id: str, message: str) -> None:
         self.violations.append(Violation(requirement, sandbox_id, message))
