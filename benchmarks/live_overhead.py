@@ -48,7 +48,7 @@ def in_process(kind: str, url: str | None) -> tuple[int, float, float]:
             if not sc.needs <= LIVE_CAPS:
                 continue
             for sched in pinned(sc):
-                if "o" in sched.id.partition("-")[2]:
+                if sched.lists_oldest_first:
                     continue  # a real engine cannot be told a list order
                 play(sc, sched, cfg)
                 runs += 1

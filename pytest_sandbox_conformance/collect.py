@@ -72,30 +72,26 @@ class ScenarioFile(pytest.File):
                     raise self.CollectError(f"--sandbox-schedule: {exc}") from None
             yield self._item(sc, sched.label, [sched])
             return
-        if s.mode == "pinned":
-            for sched in pinned(sc):
-                yield self._item(sc, sched.label, [sched])
-            return
         if s.mode == "exhaustive":
             total = exhaustive_count(sc, restarts, orders)
-            schedules: list[Schedule] = []
             label = "exhaustive"
             source = enumerate_exhaustive(sc, restarts, orders)
-        else:
+        elif s.mode == "random":
             schedules = random_sample(sc, s.random_n, s.random_seed, restarts, orders)
             total = len(schedules)
             label = f"random{s.random_n}-seed{s.random_seed}"
             source = iter(schedules)
-        # Pinned schedules always run too: they are the named classic cases.
-        chunks = max(1, -(-total // CHUNK))
-        for i in range(chunks):
-            part = [next(source) for _ in range(min(CHUNK, total - i * CHUNK))]
-            yield self._item(sc, f"{label}-{i + 1}of{chunks}", part)
+        if s.mode != "pinned":
+            chunks = max(1, -(-total // CHUNK))
+            for i in range(chunks):
+                part = [next(source) for _ in range(min(CHUNK, total - i * CHUNK))]
+                yield self._item(sc, f"{label}-{i + 1}of{chunks}", part)
+        # Pinned schedules run in every mode: they are the named classic cases.
         for sched in pinned(sc):
             yield self._item(sc, sched.label, [sched])
 
     def _item(self, sc: Scenario, label: str, schedules: list[Schedule]) -> "ScenarioItem":
-        if self.suite.gpu_emulated and any(n.startswith("gpu") for n in sc.needs):
+        if self.suite.gpu_emulated and sc.needs_gpu:
             label += "-gpu-emulated"  # never mistaken for a real GPU pass
         name = f"{sc.id}[{label}]"
         # The node id is given as a string so that pytest >= 9 parses "[label]" as the item's
@@ -105,7 +101,7 @@ class ScenarioFile(pytest.File):
                                         scenario=sc, schedules=schedules)
         self.suite.decorate(item)
         if "list-order" not in self.suite.capabilities and any(
-                "o" in s.id.partition("-")[2] for s in schedules):
+                s.lists_oldest_first for s in schedules):
             item.add_marker(pytest.mark.skip(
                 reason=f"schedule {label} lists oldest first, and engine "
                        f"{self.suite.settings.engine} cannot be told a list order (it lists in "

@@ -84,7 +84,6 @@ class Oracle:
         self.restarts = 0
         #: Injected crashes so far: expectations after one also check OWN-16.
         self.crashes = 0
-        self.last: dict[str, Expected] = {}
         #: Whether the last observation was a fixpoint: no decision wanted to change an ownership
         #: record and nothing crashed, so further observations of the same containers decide the
         #: same (the decision is a pure function of the record and the candidates, whatever the
@@ -96,11 +95,9 @@ class Oracle:
     def created(self, sandbox_id: str, name: str, container: Container) -> None:
         self.records[sandbox_id] = Record(sandbox_id, name, self.namespace, container.id,
                                           container.labels.get(self.labels.generation))
-        self.last.pop(sandbox_id, None)
 
     def deleted(self, sandbox_id: str) -> None:
         self.records.pop(sandbox_id, None)
-        self.last.pop(sandbox_id, None)
         for d in (self._strict, self._lenient):
             d.active.pop(sandbox_id, None)
 
@@ -185,7 +182,6 @@ class Oracle:
             exp = Expected(sid, outcome, instance_id, ready, tuple(dict.fromkeys(reqs)),
                            tuple(sorted(c.id for c in candidates)))
             out[sid] = exp
-            self.last[sid] = exp
             for d in (self._strict, self._lenient):
                 d.update(sid, notices)
         if crashed:
@@ -203,7 +199,4 @@ class Oracle:
         reasons = set(self._strict.counts) | set(self._lenient.counts)
         return {r: (self._strict.counts[r], max(self._strict.counts[r], self._lenient.counts[r]))
                 for r in sorted(reasons)}
-
-    def decision_for(self, sandbox_id: str) -> Expected | None:
-        return self.last.get(sandbox_id)
 

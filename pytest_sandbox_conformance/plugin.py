@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .options import OPTIONS, Settings, add_options
+from .options import Settings, add_options
 from .scenario.schema import CAPABILITIES, MARKS, PROFILES
 
 __all__ = ["Suite"]
@@ -233,13 +233,13 @@ class Suite:
 
         added: list[pytest.Item] = []
         all_collected = True
+        # --lf skips every file it cannot map back to a failed node id, once one file had a
+        # failure; the catalog's node ids are no paths under the rootdir, so it would skip the
+        # catalog. Let --lf select the scenario items by id instead (it does, after this).
+        lf_skip = config.pluginmanager.get_plugin("lfplugin-collskip")
+        if lf_skip is not None:
+            config.pluginmanager.unregister(lf_skip)
         for path, nodeid in self.scenario_paths():
-            # --lf skips every file it cannot map back to a failed node id, once one file had a
-            # failure; the catalog's node ids are no paths under the rootdir, so it would skip the
-            # catalog. Let --lf select the scenario items by id instead (it does, after this).
-            lf_skip = config.pluginmanager.get_plugin("lfplugin-collskip")
-            if lf_skip is not None:
-                config.pluginmanager.unregister(lf_skip)
             node = ScenarioFile.from_parent(session, path=path, nodeid=nodeid)
             node.suite = self
             report = collect_one_node(node)
@@ -259,7 +259,7 @@ class Suite:
     def decorate(self, item) -> None:
         sc = item.scenario
         marks = set(sc.marks)
-        if any(n == "gpu" or n.startswith("gpu-") for n in sc.needs):  # GPU scenarios: -m gpu
+        if sc.needs_gpu:  # GPU scenarios: -m gpu
             marks.add("gpu")
         for mark in sorted(marks):
             item.add_marker(getattr(pytest.mark, mark))
@@ -283,8 +283,6 @@ class Suite:
                 play(item.scenario, sched, cfg)
             except ConformanceFailure as exc:
                 failures.append(exc)
-                if len(item.schedules) == 1:
-                    break
         if failures:
             smallest = min(failures, key=lambda f: (f.schedule.observations + f.schedule.restarts,
                                                     f.schedule.id))
@@ -375,7 +373,7 @@ class Suite:
             self.engine.close()
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
-        if hasattr(config, "workerinput") or not self.results:
+        if self._is_worker() or not self.results:
             return
         from .report import verdict
 

@@ -293,7 +293,7 @@ class _Run:
             self.tl.add(f"step {step.index + 1}: {step.describe()}")
             deleted = self.do_step(step)
             self.consume_events(2)
-            self.run_checks("step", self.view(containers=self.listed(), deleted=deleted))
+            self.run_checks("step", self.view(deleted=deleted))
             for kind, order in self.schedule.actions_after(step.index):
                 if kind == "restart":
                     self.restart()
@@ -331,7 +331,7 @@ class _Run:
         except EngineError as exc:
             self.tl.add(f"observe ({order}): the driver's poll failed: {exc}", indent)
             self.consume_events(indent + 1)
-            self.run_checks("step", self.view(containers=self.listed()))
+            self.run_checks("step", self.view())
             return False
         finally:
             if self.cfg.ordered_lists and previous is not None:
@@ -348,7 +348,7 @@ class _Run:
                         indent + 1)
             self.oracle.restarted()
             self.consume_events(indent + 1)
-            self.run_checks("step", self.view(containers=listed))
+            self.run_checks("step", self.view())
             return False
         snaps = {sid: self.adapter.snapshot(sid) for sid in expected}
         for sid in sorted(expected):
@@ -356,8 +356,7 @@ class _Run:
             self.tl.add(f"driver: {self.describe_snapshot(sid, snaps[sid])}"
                         f"   [contract: {exp.outcome}, instance={self.names(exp.instance_id)}, "
                         f"Ready={exp.ready.status} {exp.ready.reason}]", indent + 1)
-        self.run_checks("observation", self.view(expected=expected, snapshots=snaps,
-                                                 containers=listed))
+        self.run_checks("observation", self.view(expected=expected, snapshots=snaps))
         return self.oracle.quiet
 
     # -- steps ----------------------------------------------------------------------------------
@@ -378,11 +377,10 @@ class _Run:
             self.engine.faults.arm(step.target, times=step.args.get("times", 1))  # type: ignore[attr-defined]
         elif action == "journal_fault":
             key = step.args.get("sandbox")
-            sid = self.sandbox_ids[key] if key else None
-            self.adapter.journal_fault(step.target, sid, step.args.get("at"),
-                                       step.args.get("times", 1))
-            self.oracle.journal_fault(step.target, sid, step.args.get("at"),
-                                      step.args.get("times", 1))
+            fault = (step.target, self.sandbox_ids[key] if key else None, step.args.get("at"),
+                     step.args.get("times", 1))
+            self.adapter.journal_fault(*fault)
+            self.oracle.journal_fault(*fault)
         else:
             self.external(step)
         return None
@@ -442,18 +440,19 @@ class _Run:
         elif action == "remove":
             e.remove(cid, force=True)
         elif action == "rename":
-            new = self.resolve_name(step.args["to"], self.sandbox_of(cid), step.index)
+            new = self.resolve_name(step.args["to"], self.sandbox_of(e.inspect(cid)),
+                                    step.index)
             e.rename(cid, new)
             self.tl.add(f"{step.target} is now named {new}", 2)
         elif action == "set_state":
             e.set_state(cid, step.args["state"])  # type: ignore[attr-defined]
         elif action == "clone":
             src = e.inspect(cid)
-            labels = dict(src.labels)
-            self.make(step, labels, src.image, src.command, dict(src.env))
+            self.make(step, self.sandbox_of(src), dict(src.labels), src.image, src.command,
+                      dict(src.env))
 
-    def sandbox_of(self, cid: str) -> str:
-        c = self.engine.inspect(cid)
+    def sandbox_of(self, c: Container) -> str:
+        """The scenario's key of the sandbox whose id label ``c`` carries ("" for none)."""
         sid = c.labels.get(self.adapter.labels.sandbox_id, "")
         return next((k for k, v in self.sandbox_ids.items() if v == sid), "")
 
@@ -474,10 +473,9 @@ class _Run:
         rec = self.oracle.records.get(self.sandbox_ids[key])
         if rec is not None and rec.generation:
             labels[self.adapter.labels.generation] = rec.generation
-        self.make(step, labels, self.cfg.image, (), {})
+        self.make(step, key, labels, self.cfg.image, (), {})
 
-    def make(self, step: Step, labels: dict, image: str, command, env: dict) -> None:
-        key = step.target if step.action == "run" else self.sandbox_of(self.bindings[step.target])
+    def make(self, step: Step, key: str, labels: dict, image: str, command, env: dict) -> None:
         gen_key = self.adapter.labels.generation
         generation = step.args.get("generation", "keep")
         if generation == "wrong":

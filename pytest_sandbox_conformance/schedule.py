@@ -23,7 +23,7 @@ import random
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from .scenario.model import Scenario
 
@@ -67,6 +67,11 @@ class Schedule:
     @property
     def observations(self) -> int:
         return sum(len(g.replace("R", "")) for g in self.gaps)
+
+    @property
+    def lists_oldest_first(self) -> bool:
+        """Whether an observation asks for the oldest-first list order (the fake engine only)."""
+        return any("o" in g for g in self.gaps)
 
     @property
     def restarts(self) -> int:
@@ -217,6 +222,3 @@ def random_sample(scenario: Scenario, n: int, seed: int, restarts: bool = True,
         seen.setdefault(s.id, s)
     return sorted(seen.values(), key=lambda s: s.id)
 
-
-def chunk(schedules: Sequence[Schedule], index: int, size: int) -> Sequence[Schedule]:
-    return schedules[index * size:(index + 1) * size]

@@ -238,7 +238,7 @@ class FakeEngine(Engine):
                 f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if new_name == c.name:
             raise EngineInvalid(
-                f"Renaming a container with the same name as its current name")
+                "Renaming a container with the same name as its current name")
         if new_name in self._by_name:
             raise EngineConflict(
                 f'Error when allocating new name: Conflict. The container name "/{new_name}" is '

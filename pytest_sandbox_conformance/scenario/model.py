@@ -97,6 +97,11 @@ class Scenario:
     description: str = ""
 
     @property
+    def needs_gpu(self) -> bool:
+        """Whether the scenario involves GPUs (a GPU sandbox, or a GPU request style)."""
+        return any(n == "gpu" or n.startswith("gpu-") for n in self.needs)
+
+    @property
     def gaps(self) -> int:
         """How many places observations can fall: one after each story step."""
         return len(self.story)
