@@ -17,7 +17,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from reference_driver.decision import Notice, Outcome, decide
+from reference_driver.decision import (
+    Notice,
+    Outcome,
+    candidates_for,
+    decide,
+    group_by_sandbox,
+    persist_failed,
+    unowned_notices,
+)
 from reference_driver.naming import LabelKeys, canonical_name
 from reference_driver.state import Record
 
@@ -37,7 +45,7 @@ REQUIREMENTS_BY_OUTCOME = {
     Outcome.MISSING: "OWN-6",
     Outcome.CONFLICT: "OWN-7",
     Outcome.UNRESOLVED: "OWN-7",
-    "persist-failed": "OWN-15",
+    Outcome.PERSIST_FAILED: "OWN-15",
 }
 
 
@@ -130,17 +138,14 @@ class Oracle:
         the observation itself, only of the restarted driver.
         """
         keys = self.labels
-        by_sandbox: dict[str, list[Container]] = {}
-        for c in listed:
-            if c.labels.get(keys.namespace) == self.namespace:
-                by_sandbox.setdefault(c.labels.get(keys.sandbox_id, ""), []).append(c)
+        groups = group_by_sandbox(
+            [c for c in listed if c.labels.get(keys.namespace) == self.namespace], keys.sandbox_id)
         out: dict[str, Expected] = {}
         crashed = False
         self.quiet = True
         for sid in sorted(self.records):
             record = self.records[sid]
-            candidates = [c for c in by_sandbox.get(sid, ())
-                          if c.labels.get(keys.sandbox_name) == record.name]
+            candidates = candidates_for(record, groups, keys.sandbox_name)
             decision = decide(record, candidates, canonical_name(record.name, sid),
                               keys.generation)
             outcome = decision.outcome
@@ -172,11 +177,10 @@ class Oracle:
                     break
                 if self._fail_writes:
                     self._fail_writes -= 1
-                    instance_id = record.authority
-                    ready = Condition("False", "ContainerOwnershipPersistFailed", "")
-                    notices = (Notice(f"persist-failed:{outcome}",
-                                      "ContainerOwnershipPersistFailed", ""),)
-                    outcome, reqs = "persist-failed", ["OWN-15"]
+                    decision = persist_failed(decision, record, "(injected)")
+                    instance_id, ready, notices = (decision.instance_id, decision.ready,
+                                                   decision.notices)
+                    outcome, reqs = decision.outcome, ["OWN-15"]
                 else:
                     self.records[sid] = decision.record
             exp = Expected(sid, outcome, instance_id, ready, tuple(dict.fromkeys(reqs)),
@@ -186,10 +190,7 @@ class Oracle:
                 d.update(sid, notices)
         if crashed:
             return out, True
-        unowned = sorted(c.id for sid, group in by_sandbox.items() if sid not in self.records
-                         for c in group)
-        notices = [Notice("unowned:" + ",".join(unowned), "UnownedSandboxContainersIgnored", "")
-                   ] if unowned else []
+        notices = unowned_notices(groups, self.records)
         for d in (self._strict, self._lenient):
             d.update("", notices)
         return out, False

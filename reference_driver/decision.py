@@ -36,7 +36,18 @@ from pytest_sandbox_conformance.engines.base import NON_TERMINAL_STATES, Contain
 from .naming import is_backup_name
 from .state import Intent, Record
 
-__all__ = ["Decision", "Notice", "Outcome", "decide", "ready_for_state", "resolve_stored_instance"]
+__all__ = [
+    "Decision",
+    "Notice",
+    "Outcome",
+    "candidates_for",
+    "decide",
+    "group_by_sandbox",
+    "persist_failed",
+    "ready_for_state",
+    "resolve_stored_instance",
+    "unowned_notices",
+]
 
 
 class Outcome:
@@ -51,6 +62,7 @@ class Outcome:
     MISSING = "missing"
     CONFLICT = "conflict"
     UNRESOLVED = "unresolved"
+    PERSIST_FAILED = "persist-failed"
 
 
 @dataclass(frozen=True)
@@ -252,6 +264,47 @@ def _adopt(record: Record, new: Container, old_id: str) -> Decision:
                     {"previous_instance_id": old_id, "authoritative_instance_id": new.id})
     return Decision(Outcome.ADOPT, record.adopt(new.id), new, new.id, ready_for_state(new),
                     (notice,))
+
+
+# -- around the decision: one observation's grouping, and what a failed write turns it into -------
+
+
+def group_by_sandbox(containers: Sequence[Container],
+                     sandbox_id_label: str) -> dict[str, list[Container]]:
+    """One observation's containers by the sandbox id they are labelled with (in list order)."""
+    groups: dict[str, list[Container]] = {}
+    for c in containers:
+        groups.setdefault(c.labels.get(sandbox_id_label, ""), []).append(c)
+    return groups
+
+
+def candidates_for(record: Record, groups: Mapping[str, list[Container]],
+                   sandbox_name_label: str) -> list[Container]:
+    """The record's candidates: its sandbox id's containers that also carry its name."""
+    return [c for c in groups.get(record.sandbox_id, ())
+            if c.labels.get(sandbox_name_label) == record.name]
+
+
+def unowned_notices(groups: Mapping[str, list[Container]],
+                    tracked: Mapping[str, object]) -> tuple[Notice, ...]:
+    """OWN-18: the notice for containers whose sandbox id is not tracked (none if there are none)."""
+    unowned = sorted(c.id for sid, group in groups.items() if sid not in tracked for c in group)
+    if not unowned:
+        return ()
+    ids = ",".join(unowned)
+    return (Notice("unowned:" + ids, "UnownedSandboxContainersIgnored",
+                   f"{len(unowned)} container(s) carry this driver's labels but belong to no "
+                   "tracked sandbox; ignored", {"container_ids": ids}),)
+
+
+def persist_failed(decision: Decision, record: Record, why: str) -> Decision:
+    """OWN-15: what ``decision`` becomes when its new record cannot be persisted: nothing
+    changes (``record`` stays), the authority is still reported, and the failure is the reason."""
+    message = f"cannot persist the ownership journal; nothing adopted: {why}"
+    notice = Notice(f"persist-failed:{decision.outcome}", "ContainerOwnershipPersistFailed",
+                    message, {"authoritative_instance_id": record.authority or ""})
+    return Decision(Outcome.PERSIST_FAILED, record, None, record.authority,
+                    Condition("False", "ContainerOwnershipPersistFailed", message), (notice,))
 
 
 def resolve_stored_instance(record: Record, stored_instance_id: str | None) -> str | None:

@@ -44,7 +44,16 @@ from pytest_sandbox_conformance.engines.base import (
     EngineError,
 )
 
-from .decision import Decision, Notice, decide, ready_for_state, resolve_stored_instance
+from .decision import (
+    Decision,
+    candidates_for,
+    decide,
+    group_by_sandbox,
+    persist_failed,
+    ready_for_state,
+    resolve_stored_instance,
+    unowned_notices,
+)
 from .events import EventHub, Watcher
 from .journal import Journal, JournalWriteError
 from .naming import LabelKeys, canonical_name
@@ -253,22 +262,10 @@ class ReferenceDriver:
             # Candidates match on namespace, sandbox id and name (contract §4); managed-by is
             # not required, so a hand-made copy without it is still seen (and refused).
             listed = self.engine.list({keys.namespace: self.namespace})
-            by_sandbox: dict[str, list[Container]] = {}
-            for c in listed:
-                by_sandbox.setdefault(c.labels.get(keys.sandbox_id, ""), []).append(c)
-            for sandbox_id, record in list(self._records.items()):
-                group = by_sandbox.get(sandbox_id, ())
-                candidates = [c for c in group if c.labels.get(keys.sandbox_name) == record.name]
-                self._resolve(record, candidates)
-            unowned = sorted(c.id for sid, group in by_sandbox.items()
-                             if sid not in self._records for c in group)
-            notices = []
-            if unowned:
-                notices.append(Notice(
-                    "unowned:" + ",".join(unowned), "UnownedSandboxContainersIgnored",
-                    f"{len(unowned)} container(s) carry this driver's labels but belong to no "
-                    "tracked sandbox; ignored", {"container_ids": ",".join(unowned)}))
-            self._hub.notices("", notices)
+            groups = group_by_sandbox(listed, keys.sandbox_id)
+            for record in list(self._records.values()):
+                self._resolve(record, candidates_for(record, groups, keys.sandbox_name))
+            self._hub.notices("", unowned_notices(groups, self._records))
 
     def decide(self, record: Record, candidates: list[Container], canonical: str) -> Decision:
         """The decision procedure for one sandbox (a seam for variations of this driver)."""
@@ -277,22 +274,17 @@ class ReferenceDriver:
     def _resolve(self, record: Record, candidates: list[Container]) -> None:
         canonical = canonical_name(record.name, record.sandbox_id)
         decision: Decision = self.decide(record, candidates, canonical)
-        instance_id, ready, notices = decision.instance_id, decision.ready, decision.notices
         if decision.record != record:
             try:
                 self.journal.write(decision.record)  # persisted before memory changes (OWN-15)
             except JournalWriteError as exc:
-                message = f"cannot persist the ownership journal; nothing adopted: {exc}"
-                instance_id = record.authority
-                ready = Condition("False", "ContainerOwnershipPersistFailed", message)
-                notices = (Notice(f"persist-failed:{decision.outcome}",
-                                  "ContainerOwnershipPersistFailed", message,
-                                  {"authoritative_instance_id": record.authority or ""}),)
+                decision = persist_failed(decision, record, str(exc))
             else:
                 self._records[record.sandbox_id] = decision.record
-        snap = Snapshot(record.sandbox_id, record.name, self.namespace, instance_id, ready)
+        snap = Snapshot(record.sandbox_id, record.name, self.namespace, decision.instance_id,
+                        decision.ready)
         self._snapshots[record.sandbox_id] = snap
-        self._hub.notices(record.sandbox_id, notices)
+        self._hub.notices(record.sandbox_id, decision.notices)
         self._hub.snapshot(snap)
 
     # -- gateway reconciliation ------------------------------------------------------------------
