@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from .api import Snapshot, phase_of, CONFLICT_REASONS, PENDING_REASONS
 from .engines.base import Container
 from .gateway import Gateway
+from .gpu import gpu_seen_inside
 from .oracle import Expected
 from .scenario.model import Expect, Scenario
 
@@ -278,24 +279,6 @@ def _gpu(view: View) -> Iterable[Failure]:
                           "there is no GPU: no nvidia-smi GPU, no /dev/nvidia* device, no "
                           f"NVIDIA_VISIBLE_DEVICES in its main process ({inside.strip()!r})")
 
-
-#: Run inside an adopted GPU container: nvidia-smi's list, the device nodes, and the variable the
-#: NVIDIA hook sets in the main process's environment (an exec does not inherit it).
-LOOK_INSIDE = ["sh", "-c",
-               "command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L; "
-               "for d in /dev/nvidia*; do [ -e \"$d\" ] && echo \"device $d\"; done; "
-               "grep -a -o 'NVIDIA_VISIBLE_DEVICES=[^[:cntrl:]]*' /proc/1/environ || true"]
-
-
-def gpu_seen_inside(output: str) -> bool:
-    for line in output.splitlines():
-        line = line.strip()
-        if line.startswith("GPU ") or line.startswith("device /dev/nvidia"):
-            return True
-        if line.startswith("NVIDIA_VISIBLE_DEVICES=") and line.split("=", 1)[1] not in ("",
-                                                                                       "void"):
-            return True
-    return False
 
 
 @check("warnings-deduplicated", when="final", requirements=("OWN-17",))

@@ -24,14 +24,42 @@ from typing import Any
 
 from .engines.base import Engine
 
-__all__ = ["GpuStyle", "probe_gpu_styles"]
+__all__ = ["LOOK_INSIDE", "GpuStyle", "gpu_seen_inside", "probe_gpu_styles", "read_inside"]
 
 PROBE_LABEL = "sandbox-conformance.gpu-probe"
 
-_LOOK_INSIDE = ("sh", "-c",
-                "if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L; fi; "
-                "for d in /dev/nvidia*; do [ -e \"$d\" ] && echo \"device $d\"; done; "
-                "echo \"visible=${NVIDIA_VISIBLE_DEVICES:-}\"")
+#: What a container sees of its GPU: nvidia-smi's list, the device nodes, and the variable the
+#: NVIDIA hook sets in the main process's environment (read from /proc/1/environ, since an exec
+#: does not inherit it). Run as a probe's main process or by exec in an adopted instance.
+LOOK_INSIDE = ["sh", "-c",
+               "command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L; "
+               "for d in /dev/nvidia*; do [ -e \"$d\" ] && echo \"device $d\"; done; "
+               "grep -a -o 'NVIDIA_VISIBLE_DEVICES=[^[:cntrl:]]*' /proc/1/environ || true"]
+
+
+def read_inside(output: str) -> tuple[bool, str] | None:
+    """Parse LOOK_INSIDE's output: None when no GPU is visible, else (real GPU?, evidence).
+
+    A GPU listed by nvidia-smi or a ``/dev/nvidiaN`` node is real; the hook's variable alone
+    (set, and not ``void``) is a GPU request in effect without a device: emulated.
+    """
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    gpus = [line for line in lines if line.startswith("GPU ")]
+    devices = [line.split(" ", 1)[1] for line in lines if line.startswith("device /dev/nvidia")]
+    visible = next((line.split("=", 1)[1] for line in lines
+                    if line.startswith("NVIDIA_VISIBLE_DEVICES=")), "")
+    if gpus:
+        return True, "; ".join(gpus)
+    if any(d.rstrip("0123456789") == "/dev/nvidia" and d[-1].isdigit() for d in devices):
+        return True, ", ".join(devices)
+    if devices or visible not in ("", "void"):
+        return False, ", ".join(devices) or f"NVIDIA_VISIBLE_DEVICES={visible}, no GPU device"
+    return None
+
+
+def gpu_seen_inside(output: str) -> bool:
+    """Whether LOOK_INSIDE's output shows a GPU request in effect (real or emulated)."""
+    return read_inside(output) is not None
 
 
 @dataclass(frozen=True)
@@ -78,7 +106,7 @@ def _run_probe(base_url: str, image: str, labels: dict[str, str], request: Any
     try:
         # The main process looks: the NVIDIA hook's variables are in its environment (set in
         # the runtime spec), not in what a later exec would inherit.
-        probe = (DockerContainer(image, command=list(_LOOK_INSIDE))
+        probe = (DockerContainer(image, command=list(LOOK_INSIDE))
                  .with_kwargs(device_requests=[request], network_mode="none", labels=labels))
     finally:
         if saved is None:
@@ -96,17 +124,7 @@ def _run_probe(base_url: str, image: str, labels: dict[str, str], request: Any
     finally:
         probe.stop()  # removes the container
     text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else str(stdout)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    gpus = [line for line in lines if line.startswith("GPU ")]
-    devices = [line.split(" ", 1)[1] for line in lines if line.startswith("device ")]
-    visible = next((line.split("=", 1)[1] for line in lines if line.startswith("visible=")), "")
-    if code != 0 or not (gpus or devices or visible):
-        return None
-    if gpus:
-        return True, "; ".join(gpus)
-    if any(d.rstrip("0123456789").endswith("/dev/nvidia") and d[-1].isdigit() for d in devices):
-        return True, ", ".join(devices)
-    return False, f"NVIDIA_VISIBLE_DEVICES={visible}, no GPU device inside"
+    return read_inside(text) if code == 0 else None
 
 
 def probe_gpu_styles(engine: Engine, image: str, labels: dict[str, str]) -> list[GpuStyle]:

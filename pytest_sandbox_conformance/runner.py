@@ -225,7 +225,7 @@ class _Run:
 
     def look_inside(self, cid: str) -> str | None:
         """What a GPU container's main process sees (OWN-19), where the engine can exec."""
-        from .checks import LOOK_INSIDE
+        from .gpu import LOOK_INSIDE
 
         try:
             code, output = self.engine.exec(cid, LOOK_INSIDE)

@@ -43,7 +43,7 @@ def test_a_dropped_gpu_request_fails_own_19(tmp_path) -> None:
 
 def test_gpu_seen_inside_reads_nvidia_smi_devices_and_the_hook_variable() -> None:
     # OWN-19: what the live check accepts as "the GPU request is in effect" inside a container.
-    from pytest_sandbox_conformance.checks import gpu_seen_inside
+    from pytest_sandbox_conformance.gpu import gpu_seen_inside
 
     assert gpu_seen_inside("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\n")
     assert gpu_seen_inside("device /dev/nvidia0\n")
