@@ -11,33 +11,16 @@ machine), scenario-schedule runs per second, and the -n 0 / -n 2 speed-up. The t
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import tempfile
-import time
 
+from _pytest_run import time_pytest
 from pytest_sandbox_conformance.collect import catalog_dir, scenario_files
 from pytest_sandbox_conformance.scenario.loader import load_paths
 from pytest_sandbox_conformance.schedule import exhaustive_count, pinned
 
 
 def run(driver: str, workers: int) -> float:
-    with tempfile.TemporaryDirectory() as folder:
-        cmd = [sys.executable, "-m", "pytest", f"--sandbox-driver={driver}",
-               "--sandbox-schedules=exhaustive", "-q", "-p", "no:cacheprovider",
-               # Hypothesis (a dev dependency) registers a pytest plugin that imports all of
-               # Hypothesis (about 1 s) in every process, workers included; a driver author's
-               # environment does not have it, so it is left out of the figures.
-               "-p", "no:hypothesispytest"]
-        if workers:
-            cmd += ["-n", str(workers)]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
-            print(proc.stdout[-3000:], proc.stderr[-2000:])
-            raise SystemExit(f"the catalog failed with -n {workers}")
-        return elapsed
+    return time_pytest([f"--sandbox-driver={driver}", "--sandbox-schedules=exhaustive"], workers,
+                       "the catalog")
 
 
 def main() -> None:

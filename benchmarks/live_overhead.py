@@ -12,11 +12,9 @@ through pytest with -n 0 and -n 2 in the same run, so the two are comparable on 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import tempfile
 import time
 
+from _pytest_run import time_pytest
 from pytest_sandbox_conformance.adapters.reference import factory
 from pytest_sandbox_conformance.collect import catalog_dir, scenario_files
 from pytest_sandbox_conformance.engines.image import ensure_image
@@ -60,20 +58,10 @@ def in_process(kind: str, url: str | None) -> tuple[int, float, float]:
 
 
 def through_pytest(kind: str, url: str | None, workers: int) -> float:
-    with tempfile.TemporaryDirectory() as folder:
-        cmd = [sys.executable, "-m", "pytest", "--sandbox-driver=reference",
-               f"--sandbox-engine={kind}", "-q", "-p", "no:cacheprovider", "--sandbox-gpu=off"]
-        if url:
-            cmd.append(f"--sandbox-engine-url={url}")
-        if workers:
-            cmd += ["-n", str(workers)]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
-            print(proc.stdout[-3000:], proc.stderr[-2000:])
-            raise SystemExit(f"the live catalog failed with -n {workers}")
-        return elapsed
+    args = ["--sandbox-driver=reference", f"--sandbox-engine={kind}", "--sandbox-gpu=off"]
+    if url:
+        args.append(f"--sandbox-engine-url={url}")
+    return time_pytest(args, workers, "the live catalog")
 
 
 def main() -> None:
