@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve"]
+__all__ = ["DRIVER_OPTION_FLAGS", "OPTIONS", "Option", "Settings", "add_options", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,23 @@ OPTIONS = (
            "KEY=VALUE"),
     Option("state_dir", "folder for drivers' durable state (default: a temporary folder)",
            metavar="DIR"),
+    Option("driver_cmd", "openshell-grpc: the command line that starts the driver for each run "
+           "({socket}, {state_dir}, {namespace}, {docker_host} are filled in); its engine URL is "
+           "the observation gate, so schedules are exact", metavar="COMMAND"),
+    Option("driver_socket", "openshell-grpc: the Unix socket of a driver that is already running "
+           "(wall-clock observations: timing-approximate)", metavar="PATH"),
+    Option("poll_interval", "openshell-grpc: the driver's poll interval in seconds (default 2.0); "
+           "wall-clock mode waits this long per observation", metavar="SECONDS"),
+    Option("step_timeout", "openshell-grpc: the longest one step (an RPC, an observation) may "
+           "take before the scenario fails (default: poll interval + 3)", metavar="SECONDS"),
+    Option("gate", "openshell-grpc with --sandbox-driver-cmd: auto (default: the driver's engine "
+           "URL is the observation gate) or off (wall-clock observations)", "auto",
+           metavar="auto|off"),
 )
+
+#: Options that are driver options under another name (--sandbox-driver-option KEY=VALUE).
+DRIVER_OPTION_FLAGS = {"driver_cmd": "cmd", "driver_socket": "socket",
+                       "poll_interval": "poll_interval", "step_timeout": "step_timeout"}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -122,6 +138,8 @@ class Settings:
     image: str
     driver_options: dict[str, str]
     state_dir: Path | None
+    #: The driver options that came from their own flags (they also are in driver_options).
+    flag_options: dict[str, str]
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -160,6 +178,27 @@ class Settings:
             if not sep or not key:
                 raise pytest.UsageError(f"--sandbox-driver-option={item}: use KEY=VALUE")
             options[key] = value
+        flag_options = {}
+        for name, key in DRIVER_OPTION_FLAGS.items():
+            value = get[name]
+            if value in (None, ""):
+                continue
+            if name in ("poll_interval", "step_timeout"):
+                try:
+                    ok = float(value) > 0
+                except ValueError:
+                    ok = False
+                if not ok:
+                    raise pytest.UsageError(f"--sandbox-{name.replace('_', '-')}={value}: give "
+                                            "a number of seconds > 0")
+            flag_options[key] = options[key] = str(value)
+        if get["gate"] not in ("auto", "off"):
+            raise pytest.UsageError(f"--sandbox-gate={get['gate']}: use auto or off")
+        if get["gate"] != "auto":
+            flag_options["gate"] = options["gate"] = get["gate"]
+        if "cmd" in flag_options and "socket" in flag_options:
+            raise pytest.UsageError("--sandbox-driver-cmd and --sandbox-driver-socket exclude "
+                                    "each other: the suite starts the driver, or it is running")
         dirs = []
         # Relative folders: from the command line, against where pytest was invoked; from the
         # ini file, against the ini file's folder (as pytest's own "paths" ini values).
@@ -179,4 +218,5 @@ class Settings:
             random_seed=seed, replay=replay,
             report=Path(get["report"]) if get["report"] else None, image=get["image"],
             driver_options=options,
-            state_dir=Path(get["state_dir"]) if get["state_dir"] else None)
+            state_dir=Path(get["state_dir"]) if get["state_dir"] else None,
+            flag_options=flag_options)

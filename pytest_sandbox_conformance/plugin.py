@@ -9,6 +9,7 @@ test run. When on, a :class:`Suite` object is registered as a plugin and holds t
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -75,22 +76,34 @@ class Suite:
     # -- driver and engine -----------------------------------------------------------------------
 
     def _probe(self) -> tuple[frozenset[str], str]:
-        """The driver's capabilities and name, from the factory or from a throwaway instance."""
+        """The driver's capabilities and name: from the factory's ``probe(options, engine)``, its
+        ``capabilities`` attribute, or a throwaway instance on the fake engine."""
         from .adapters.base import AdapterLoadError, DriverContext, check_adapter
         from .engines.fake import FakeEngine
 
+        s = self.settings
+        #: exact, or approximate (wall-clock observations of an out-of-process driver)
+        self.timing = "exact"
+        probe = getattr(self.factory, "probe", None)
+        if callable(probe):
+            try:
+                found = probe(dict(s.driver_options), s.engine)
+            except ValueError as exc:
+                raise pytest.UsageError(f"--sandbox-driver={s.driver}: {exc}") from None
+            self.timing = found.timing
+            return frozenset(found.capabilities), found.name
         caps = getattr(self.factory, "capabilities", None)
         if caps is not None:
-            return frozenset(caps), getattr(self.factory, "name", self.settings.driver)
+            return frozenset(caps), getattr(self.factory, "name", s.driver)
         with tempfile.TemporaryDirectory(prefix="sbx-probe-") as tmp:
             try:
-                adapter = self.factory(DriverContext(FakeEngine(), Path(tmp), "probe",
-                                                     self.settings.image,
-                                                     dict(self.settings.driver_options)))
-                adapter = check_adapter(adapter, self.settings.driver)
+                adapter = self.factory(DriverContext(FakeEngine(), Path(tmp), "probe", s.image,
+                                                     dict(s.driver_options)))
+                adapter = check_adapter(adapter, s.driver)
             except AdapterLoadError as exc:
                 raise pytest.UsageError(str(exc)) from None
             try:
+                self.timing = getattr(adapter, "timing", "exact")
                 return frozenset(adapter.capabilities), adapter.describe()
             finally:
                 adapter.close()
@@ -197,7 +210,16 @@ class Suite:
         if s.image != "sbx-busybox:local":
             parts.append(f"--sandbox-image={s.image}")
         parts += [f"--sandbox-scenarios={d}" for d in s.scenario_dirs]
-        parts += [f"--sandbox-driver-option={k}={v}" for k, v in s.driver_options.items()]
+        from .options import DRIVER_OPTION_FLAGS
+
+        flags = {key: name for name, key in DRIVER_OPTION_FLAGS.items()}
+        for key, value in s.driver_options.items():
+            if key == "gate" and key in s.flag_options:
+                parts.append(f"--sandbox-gate={value}")
+            elif key in s.flag_options:
+                parts.append(shlex.quote(f"--sandbox-{flags[key].replace('_', '-')}={value}"))
+            else:
+                parts.append(shlex.quote(f"--sandbox-driver-option={key}={value}"))
         if not s.builtin:
             parts.append("--sandbox-no-builtin")
         parts.append(f"'--sandbox-schedule={scenario.id}@{schedule.name or schedule.id}'")
@@ -299,6 +321,10 @@ class Suite:
                 f"(capabilities: {', '.join(sorted(self.driver_caps)) or 'none'}), engine "
                 f"{s.engine}, schedules {s.mode}"
                 + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")]
+        if self.timing == "approximate":
+            lines.append("sandbox conformance: TIMING APPROXIMATE: the driver polls on its own "
+                         "clock and the suite waits for it (no observation gate); schedules are "
+                         "not exact and results are marked timing-approximate")
         if self.live is not None:
             lines.append(self.live_header())
         return lines
@@ -381,6 +407,8 @@ class Suite:
         terminalreporter.write_sep("-", "sandbox conformance")
         terminalreporter.write_line(f"driver {self.driver_label}: {v['verdict']} "
                                     f"({v['passed']} passed, {v['failed']} failed, "
-                                    f"{v['skipped']} skipped items; core: {v['core']})")
+                                    f"{v['skipped']} skipped items; core: {v['core']})"
+                                    + ("; timing approximate (wall-clock observations)"
+                                       if self.timing == "approximate" else ""))
         if self.settings.report is not None:
             terminalreporter.write_line(f"report: {self.settings.report}")

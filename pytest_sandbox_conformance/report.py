@@ -38,13 +38,17 @@ def verdict(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_report(suite, items: list[dict[str, Any]]) -> dict[str, Any]:
     items = sorted(items, key=lambda i: i["item"])
+    timing = getattr(suite, "timing", "exact")
     scenarios: dict[str, dict[str, Any]] = {}
     for i in items:
         s = scenarios.setdefault(i["scenario"], {"profile": i["profile"],
                                                  "requirements": i["requirements"],
                                                  "items": {}})
-        s["items"][i["item"]] = {k: v for k, v in i.items()
-                                 if k in ("outcome", "reason", "failed_schedule", "broken")}
+        entry = {k: v for k, v in i.items()
+                 if k in ("outcome", "reason", "failed_schedule", "broken")}
+        if timing != "exact" and entry.get("outcome") != "skipped":
+            entry["timing"] = timing  # where the driver polled was not controlled
+        s["items"][i["item"]] = entry
     for s in scenarios.values():
         s["outcome"] = _merge([v.get("outcome", "skipped") for v in s["items"].values()])
     requirements: dict[str, dict[str, Any]] = {}
@@ -63,7 +67,7 @@ def build_report(suite, items: list[dict[str, Any]]) -> dict[str, Any]:
         "suite": {"name": "pytest-sandbox-conformance", "version": __version__},
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "driver": {"spec": suite.settings.driver, "name": suite.driver_label,
-                   "capabilities": sorted(suite.driver_caps)},
+                   "capabilities": sorted(suite.driver_caps), "timing": timing},
         "engine": suite.settings.engine,
         "gpu": {"styles": sorted(getattr(suite, "gpu_styles", {}) or
                                  (c for c in suite.capabilities if c.startswith("gpu-"))),

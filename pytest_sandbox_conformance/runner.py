@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from reference_driver.naming import backup_name, canonical_name
 
-from .adapters.base import DriverAdapter, DriverContext, DriverFactory
+from .adapters.base import DriverAdapter, DriverContext, DriverFactory, DriverUnavailable
 from .api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot
 from .checks import Failure, View, checks_for
 from .engines.base import Container, ContainerSpec, DeviceRequest, Engine, EngineError
@@ -122,6 +122,9 @@ class ConformanceFailure(Exception):
         return out
 
     def summary(self) -> str:
+        if not self.requirements:  # the driver itself failed (crashed, hung, refused)
+            return (f"{self.scenario.id} [{self.schedule.label}] {self.failures[0].check}: "
+                    f"{self.failures[0].message}")
         return (f"{self.scenario.id} [{self.schedule.label}] broke {', '.join(self.requirements)}: "
                 f"{self.failures[0].message}")
 
@@ -132,7 +135,8 @@ class ConformanceFailure(Exception):
             f"              {self.scenario.title}",
             f"schedule:     {s.id}" + (f" (pinned: {s.name})" if s.name else ""),
             f"driver:       {self.driver}",
-            f"requirements: {', '.join(self.requirements)} broken",
+            f"requirements: {', '.join(self.requirements) or 'none judged (the driver failed)'}"
+            + (" broken" if self.requirements else ""),
             "",
         ]
         for f in self.failures:
@@ -249,6 +253,8 @@ class _Run:
             raise self.failure(failures)
 
     def failure(self, failures: Sequence[Failure]) -> ConformanceFailure:
+        if self.adapter is not None:
+            self.adapter_notes(1, "at the failure: ")
         snaps = []
         for key in self.sc.sandboxes:
             sid = self.sandbox_ids[key]
@@ -265,7 +271,18 @@ class _Run:
         r = snap.ready
         return f"{sid}: instance={self.names(snap.instance_id)} Ready={r.status} {r.reason}"
 
+    def adapter_notes(self, indent: int, prefix: str = "") -> None:
+        """What crossed an out-of-process driver's boundary (its Docker API requests, RPCs,
+        output), on the timeline where it happened."""
+        try:
+            notes = self.adapter.diagnostics()
+        except Exception as exc:  # diagnostics must never hide the failure being reported
+            notes = [f"(diagnostics failed: {exc})"]
+        for line in notes:
+            self.tl.add(prefix + line, indent)
+
     def consume_events(self, indent: int) -> list[Event]:
+        self.adapter_notes(indent)
         events = self.adapter.events()
         self.gateway.consume(events)
         for e in events:
@@ -327,7 +344,10 @@ class _Run:
         if self.cfg.ordered_lists and previous is not None:
             engine.list_order = order  # type: ignore[attr-defined]
         try:
-            self.adapter.observe()
+            if "list-order" in self.adapter.capabilities:
+                self.adapter.observe(order=order)  # type: ignore[call-arg]
+            else:
+                self.adapter.observe()
         except EngineError as exc:
             self.tl.add(f"observe ({order}): the driver's poll failed: {exc}", indent)
             self.consume_events(indent + 1)
@@ -391,6 +411,7 @@ class _Run:
         self.gateway.register(sid, decl.name, DurableState(**dict(decl.durable)))
         snap = self.adapter.create(SandboxSpec(sid, decl.name, gpu=decl.gpu,
                                                labels=self.cfg.extra_labels))
+        self.adapter_notes(2)
         made = self.identity_matches(step.target)
         if len(made) != 1:
             raise self.failure([Failure("create", ("OWN-1",),
@@ -416,6 +437,7 @@ class _Run:
         had_any = bool(self.identity_matches(key))
         self.gateway.request_delete(sid)
         removed = self.adapter.delete(sid, name)
+        self.adapter_notes(2)
         self.oracle.deleted(sid)
         self.deleted_keys.append(key)
         self.tl.add(f"delete returned deleted={removed}", 2)
@@ -521,6 +543,10 @@ def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult
     run = _Run(scenario, schedule, config)
     try:
         return run.play()
+    except DriverUnavailable as exc:
+        # The driver process crashed, hung or refused: a failure of this scenario, with the
+        # timeline so far and the driver's output; the session goes on with the next one.
+        raise run.failure([Failure("driver", (), str(exc))]) from exc
     finally:
         run.close()
 

@@ -255,13 +255,25 @@ class ReferenceDriver:
 
     # -- observe -------------------------------------------------------------------------------
 
-    def observe(self) -> None:
-        """One poll: list the namespace once, resolve every tracked sandbox, report changes."""
+    def list_namespace(self) -> list[Container]:
+        """The poll's one engine list: every container of this driver's namespace."""
+        # Candidates match on namespace, sandbox id and name (contract §4); managed-by is not
+        # required, so a hand-made copy without it is still seen (and refused).
+        return self.engine.list({self.labels.namespace: self.namespace})
+
+    def observe(self, listed: list[Container] | None = None) -> None:
+        """One poll: list the namespace once, resolve every tracked sandbox, report changes.
+
+        ``listed`` is a :meth:`list_namespace` result the caller fetched itself (a server that
+        must not hold the driver's lock while the engine answers); it must not be older than the
+        driver's last create or delete.
+        """
+        if listed is None:
+            with self._lock:
+                self.observe(self.list_namespace())
+            return
         with self._lock:
             keys = self.labels
-            # Candidates match on namespace, sandbox id and name (contract §4); managed-by is
-            # not required, so a hand-made copy without it is still seen (and refused).
-            listed = self.engine.list({keys.namespace: self.namespace})
             groups = group_by_sandbox(listed, keys.sandbox_id)
             for record in list(self._records.values()):
                 self._resolve(record, candidates_for(record, groups, keys.sandbox_name))

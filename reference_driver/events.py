@@ -34,6 +34,10 @@ class Watcher:
         self._queue.clear()
         return events
 
+    def pending(self) -> int:
+        """How many events wait to be drained."""
+        return len(self._queue)
+
     def close(self) -> None:
         self._hub._detach(self)
 

@@ -1,6 +1,6 @@
 """The OpenShell compute-driver gRPC path, end to end on the local Docker engine.
 
-The reference driver is served over gRPC by ``python -m pytest_sandbox_conformance.grpc.server``
+The reference driver is served over gRPC by ``python -m reference_driver.grpc_server``
 (a real subprocess on a temporary Unix socket); the first test speaks the RPCs directly, the
 second plays a catalog scenario through ``GrpcAdapter`` and the runner. Live: skipped without a
 Docker engine (failed instead with ``SANDBOX_CONFORMANCE_REQUIRE_ENGINE=1``) or without grpcio.
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "scenarios"
-SERVER = [sys.executable, "-m", "pytest_sandbox_conformance.grpc.server"]
+SERVER = [sys.executable, "-m", "reference_driver.grpc_server"]
 TEST_LABEL = "sandbox-conformance.test/grpc"
 
 
@@ -131,32 +131,203 @@ def test_reference_driver_over_grpc_creates_watches_and_deletes(docker, short_tm
     assert not sock.exists()
 
 
-def test_grpc_adapter_plays_a_scenario_through_the_runner(docker, short_tmp, tmp_path):
-    from pytest_sandbox_conformance.adapters.grpc import factory
-    from pytest_sandbox_conformance.engines.docker import DockerEngine
-    from pytest_sandbox_conformance.runner import RunConfig, play
+# -- the adapter, through the runner ----------------------------------------------------------------
+
+SERVED = (shlex.join(SERVER) + " --socket {socket} --state-dir {state_dir} --namespace {namespace}"
+          " --poll-interval {poll}")
+TESTS = Path(__file__).resolve().parent
+
+
+def _scenario(file: str, scenario_id: str):
     from pytest_sandbox_conformance.scenario import load_file
+
+    return next(s for s in load_file(CATALOG / file) if s.id == scenario_id)
+
+
+def _pinned(scenario, name: str):
     from pytest_sandbox_conformance.schedule import pinned
 
-    scenario = next(s for s in load_file(CATALOG / "delete.yaml") if s.id == "delete-idempotent")
-    cmd = (shlex.join(SERVER) + " --socket {socket} --state-dir {state_dir} "
-           "--namespace {namespace} --poll-interval 0.3")
+    return next(p for p in pinned(scenario) if p.name == name)
+
+
+@pytest.fixture
+def play_grpc(docker, tmp_path, monkeypatch):
+    """play(scenario, schedule, **options) through a GrpcAdapter on the local engine; returns
+    (result or the ConformanceFailure raised, the adapter, seconds taken)."""
+    from pytest_sandbox_conformance.adapters.grpc import factory
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
+    from pytest_sandbox_conformance.runner import ConformanceFailure, RunConfig, play
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(ROOT)]))
     run = uuid.uuid4().hex[:8]
-    adapters = []
 
-    def make(ctx):
-        adapters.append(factory(ctx))
-        return adapters[0]
+    def go(scenario, schedule, poll="0.05", extra_cmd="", server_poll=None, **options):
+        adapters = []
 
-    config = RunConfig(driver=make, engine=lambda: DockerEngine(docker.base_url),
-                       state_root=tmp_path, ordered_lists=False, cleanup_engine=True,
-                       unique_sandbox_ids=True, extra_labels={TEST_LABEL: run},
-                       driver_options={"cmd": cmd, "poll_interval": "0.3", "poll_margin": "0.2"})
-    try:
-        result = play(scenario, pinned(scenario)[0], config)
-        assert result.observations >= 3
-        adapter = adapters[0]
-        assert adapter.timing == "approximate"
-        assert adapter._proc is None, "close() stops the driver process"
-    finally:
-        docker.remove_all((c.id for c in docker.list({TEST_LABEL: run})), force=True)
+        def make(ctx):
+            adapters.append(factory(ctx))
+            return adapters[-1]
+
+        opts = {"cmd": SERVED.replace("{poll}", server_poll or poll) + extra_cmd,
+                "poll_interval": poll}
+        opts.update({k: str(v) for k, v in options.items()})
+        opts = {k: v for k, v in opts.items() if v != "None"}
+        config = RunConfig(driver=make, engine=lambda: DockerEngine(docker.base_url),
+                           state_root=tmp_path, ordered_lists=False, cleanup_engine=True,
+                           unique_sandbox_ids=True, extra_labels={TEST_LABEL: run},
+                           namespace_prefix=f"grpc-{run}", driver_options=opts)
+        started = time.monotonic()
+        try:
+            outcome = play(scenario, schedule, config)
+        except ConformanceFailure as exc:
+            outcome = exc
+        return outcome, (adapters[-1] if adapters else None), time.monotonic() - started
+
+    yield go
+    docker.remove_all((c.id for c in docker.list({TEST_LABEL: run})), force=True)
+
+
+def test_gated_adapter_observes_exactly_once_per_scheduled_observation(play_grpc):
+    from pytest_sandbox_conformance.runner import RunResult
+
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    result, adapter, _ = play_grpc(scenario, _pinned(scenario, "every-step"))
+    assert isinstance(result, RunResult), result
+    assert adapter.timing == "exact" and "list-order" in adapter.capabilities
+    # Every observation the runner made released exactly one of the driver's polls.
+    assert adapter.gate.observations == result.observations >= 3
+    assert adapter._proc is None, "close() stops the driver process"
+    timeline = result.timeline.render()
+    assert "grpc CreateSandbox -> OK" in timeline
+    assert "docker API: GET" in timeline and "released as observation 1" in timeline
+
+
+@pytest.mark.parametrize("name", ["copy-listed-first", "copy-listed-last"])
+def test_gated_adapter_makes_list_orders_exact(play_grpc, name):
+    from pytest_sandbox_conformance.runner import RunResult
+
+    scenario = _scenario("copied-labels.yaml", "copied-labels-running-copy")
+    schedule = _pinned(scenario, name)
+    result, adapter, _ = play_grpc(scenario, schedule)
+    assert isinstance(result, RunResult), result
+    timeline = result.timeline.render()
+    order = "oldest first" if schedule.lists_oldest_first else "newest first"
+    assert order in timeline, timeline
+
+
+def test_gated_adapter_restarts_the_driver_process(play_grpc):
+    from pytest_sandbox_conformance.runner import RunResult
+
+    scenario = _scenario("restart.yaml", "restart-mid-intent")
+    result, adapter, _ = play_grpc(scenario, _pinned(scenario,
+                                                     "restart-between-intent-and-adoption"))
+    assert isinstance(result, RunResult), result
+    assert "restart" in adapter.capabilities
+    assert result.timeline.render().count("start the driver:") == 2
+
+
+def test_wall_clock_mode_is_timing_approximate(play_grpc):
+    from pytest_sandbox_conformance.runner import RunResult
+
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    result, adapter, _ = play_grpc(scenario, _pinned(scenario, "every-step"), poll="0.2",
+                                   gate="off", poll_margin="0.2")
+    assert isinstance(result, RunResult), result
+    assert adapter.gate is None and adapter.timing == "approximate"
+    assert "list-order" not in adapter.capabilities
+    assert "timing approximate" in adapter.describe()
+
+
+# -- bad input: each a clear failure of the scenario, bounded in time, with the driver's output --
+
+
+def _driver_failure(outcome, *needles):
+    from pytest_sandbox_conformance.runner import ConformanceFailure
+
+    assert isinstance(outcome, ConformanceFailure), outcome
+    assert outcome.failures[0].check == "driver" and not outcome.requirements
+    text = outcome.render()
+    for needle in needles:
+        assert needle in text, text
+    return text
+
+
+def test_a_socket_that_does_not_exist_fails_at_once(play_grpc, short_tmp):
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"), cmd="None",
+                                 socket=str(short_tmp / "nothing.sock"))
+    _driver_failure(outcome, "no such socket", "nothing.sock")
+    assert took < 5
+
+
+def test_a_driver_that_never_opens_its_socket_fails_within_the_start_timeout(play_grpc):
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+                                 cmd="sh -c 'echo starting but never serving >&2; sleep 60'",
+                                 start_timeout=2)
+    _driver_failure(outcome, "no socket at", "starting but never serving")
+    assert took < 8
+
+
+def test_a_driver_that_exits_at_start_fails_with_its_status_and_output(play_grpc):
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+                                 extra_cmd=" --driver no_such_module:Nothing")
+    _driver_failure(outcome, "exited with status", "no_such_module")
+    assert took < 10
+
+
+def test_a_driver_that_crashes_mid_scenario_fails_with_its_output(play_grpc):
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+                                 extra_cmd=" --driver grpc_faults:CrashesOnDelete",
+                                 step_timeout=3)
+    text = _driver_failure(outcome, "exited with status 3", "dying on purpose in delete")
+    assert "step 2: delete" in text  # the timeline up to the crash
+    assert took < 15
+
+
+def test_a_driver_that_hangs_fails_within_the_step_timeout(play_grpc):
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+                                 extra_cmd=" --driver grpc_faults:HangsOnCreate", step_timeout=2)
+    _driver_failure(outcome, "CreateSandbox did not answer within the step timeout (2.0s)",
+                    "hanging on purpose in create")
+    assert took < 20
+
+
+def test_an_unexpected_error_code_fails_the_scenario(play_grpc):
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+                                 extra_cmd=" --driver grpc_faults:FailsCreate", step_timeout=3)
+    _driver_failure(outcome, "CreateSandbox failed: UNKNOWN")
+    assert took < 15
+
+
+def test_a_driver_that_never_polls_behind_the_gate_fails_clearly(play_grpc):
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"), server_poll="1000",
+                                 step_timeout=1)
+    _driver_failure(outcome, "made no container-list request", "DOCKER_HOST")
+    assert took < 10
+
+
+# -- the plugin: a broken driver served over gRPC fails with a readable timeline ----------------
+
+
+def test_a_broken_driver_served_over_grpc_fails_with_a_readable_timeline(docker, tmp_path):
+    cmd = (SERVED.replace("{poll}", "0.05") + " --driver broken_drivers:TrustsLabelsFirstWins")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--sandbox-driver=openshell-grpc",
+         "--sandbox-engine=docker", f"--sandbox-engine-url={docker.base_url}",
+         f"--sandbox-driver-cmd={cmd}", "--sandbox-poll-interval=0.05",
+         "--sandbox-schedule=copied-labels-running-copy@copy-listed-first",
+         f"--sandbox-report={tmp_path / 'report.json'}", "-p", "no:cacheprovider", "-q"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "OWN-2" in out, out
+    for needle in ("grpc CreateSandbox -> OK", "docker API: GET", "released as observation",
+                   "grpc WatchSandboxes <- sandbox", "replay:", "--sandbox-driver-cmd="):
+        assert needle in out, (needle, out)

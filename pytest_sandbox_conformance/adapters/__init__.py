@@ -7,6 +7,7 @@ from .base import (
     DriverAdapter,
     DriverContext,
     DriverFactory,
+    DriverProbe,
     check_adapter,
     load_factory,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "DriverAdapter",
     "DriverContext",
     "DriverFactory",
+    "DriverProbe",
     "check_adapter",
     "load_factory",
 ]

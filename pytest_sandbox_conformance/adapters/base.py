@@ -30,14 +30,31 @@ __all__ = [
     "DriverAdapter",
     "DriverContext",
     "DriverFactory",
+    "DriverProbe",
+    "DriverUnavailable",
     "ENTRY_POINT_GROUP",
+    "TIMINGS",
     "load_factory",
 ]
 
 ENTRY_POINT_GROUP = "sandbox_conformance.drivers"
 
-#: Capabilities an adapter may declare (the engine declares the others).
-ADAPTER_CAPABILITIES = frozenset({"restart", "journal-faults", "gpu"})
+#: Capabilities an adapter may declare (the engine declares the others; ``list-order`` comes
+#: from either: an adapter that declares it is given each observation's list order).
+ADAPTER_CAPABILITIES = frozenset({"restart", "journal-faults", "gpu", "list-order"})
+
+#: How observations are placed: ``exact`` (the suite decides when the driver polls: in-process,
+#: or through the observation gate) or ``approximate`` (the suite waits on the driver's own clock).
+TIMINGS = ("exact", "approximate")
+
+
+@dataclass(frozen=True)
+class DriverProbe:
+    """What a factory's optional ``probe(options, engine)`` says without starting a driver."""
+
+    capabilities: frozenset[str]
+    name: str
+    timing: str = "exact"
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,11 @@ class DriverAdapter(abc.ABC):
 
     @abc.abstractmethod
     def observe(self) -> None:
-        """Make the driver do exactly one observation (one poll of the engine)."""
+        """Make the driver do exactly one observation (one poll of the engine).
+
+        An adapter that declares ``list-order`` is called as ``observe(order=...)`` instead, with
+        ``"newest"`` or ``"oldest"``: the order in which that poll's engine list must come.
+        """
 
     @abc.abstractmethod
     def snapshot(self, sandbox_id: str) -> Snapshot | None:
@@ -104,11 +125,21 @@ class DriverAdapter(abc.ABC):
         """One line for report headers."""
         return f"{self.name} {self.version}".strip()
 
+    def diagnostics(self) -> list[str]:
+        """Lines for the failure timeline since the last call (requests the driver made, RPCs
+        sent): an adapter of an out-of-process driver says here what crossed its boundary."""
+        return []
+
     def close(self) -> None:
         """Release the driver (stop its process, close connections)."""
 
 
 DriverFactory = Callable[[DriverContext], DriverAdapter]
+
+
+class DriverUnavailable(RuntimeError):
+    """The driver itself failed (its process died, an RPC failed or timed out, it never started):
+    the runner reports this as the scenario's failure, with the timeline so far."""
 
 
 class AdapterLoadError(Exception):

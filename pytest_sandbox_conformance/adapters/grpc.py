@@ -2,25 +2,40 @@
 
 ``GrpcAdapter`` talks to any process serving ``openshell.compute.v1.ComputeDriver`` on a Unix
 socket (``pytest_sandbox_conformance/grpc/compute_driver.proto``): the reference driver served by
-``python -m pytest_sandbox_conformance.grpc.server``, OpenShell's own Docker driver, or a
-third-party driver. ``factory(ctx)`` reads its options from ``ctx.options``:
+``python -m reference_driver.grpc_server``, OpenShell's own Docker driver, or a third-party driver.
+It is registered as ``--sandbox-driver=openshell-grpc``; ``factory(ctx)`` reads ``ctx.options``
+(the plugin fills them from ``--sandbox-driver-socket``, ``--sandbox-driver-cmd``,
+``--sandbox-poll-interval``, ``--sandbox-step-timeout`` and ``--sandbox-gate``):
 
-``socket``
-    the socket of a driver that is already running (the adapter never stops it), or
 ``cmd``
-    a command line the adapter starts (and stops in ``close()``; ``restart()`` stops and starts
-    it again). ``{socket}``, ``{state_dir}`` and ``{namespace}`` are replaced by a fresh socket
-    path (in a private 0700 folder), the driver's state folder (kept across restarts) and the run's
-    namespace; ``DOCKER_HOST`` is set to the context engine's URL.
-``poll_interval`` (default 2.0), ``poll_margin`` (default 0.5), ``step_timeout`` (default
-``poll_interval + 3``), ``start_timeout`` (default 30)
-    seconds.
+    a command line the adapter starts for each run (and stops in ``close()``; ``restart()`` stops
+    and starts it again over the same state). ``{socket}``, ``{state_dir}``, ``{namespace}`` and
+    ``{docker_host}`` are replaced by a fresh socket path (in a private 0700 folder), the driver's
+    state folder (kept across restarts), the run's namespace and the engine URL the driver must
+    use. ``DOCKER_HOST`` is set to that URL too.
+``socket``
+    the socket of a driver that is already running (never stopped by the suite).
+``gate``
+    ``auto`` (default: with ``cmd``, the driver's engine URL is an :class:`ObservationGate`) or
+    ``off``.
+``poll_interval`` (default 2.0), ``poll_margin`` (0.5), ``step_timeout`` (``poll_interval + 3``),
+``start_timeout`` (15), ``quiet`` (0.05): seconds.
 
-The suite cannot make such a driver poll: ``observe()`` waits one declared poll interval plus a
-margin (wall-clock mode), so results are timing-approximate (``adapter.timing``); exact schedules
-need the observation gate (not built yet, ``docs/grpc.md``). Snapshots and events come from one
-``WatchSandboxes`` stream read by a background thread. Needs ``grpcio`` and ``protobuf`` (the
-``grpc`` extra).
+**Gated (exact)**: the driver is started with ``DOCKER_HOST`` pointing at the observation gate, a
+Docker API proxy that holds every container-list request. ``observe(order)`` releases the held
+poll (reordered newest or oldest first), waits until the driver holds its next poll at the gate,
+then until the watch stream has been quiet for ``quiet`` seconds: one observation, exactly where
+the schedule puts it. RPCs are sent inside ``gate.during(...)``, so lists a driver makes to serve
+them are not mistaken for polls.
+
+**Wall-clock (approximate)**: without the gate (``socket``, or ``gate=off``), ``observe()`` waits
+``poll_interval + poll_margin`` and lets the stream deliver what the driver saw; where polls fall
+is not controlled, results are timing-approximate and list orders are the engine's.
+
+Snapshots and events come from one ``WatchSandboxes`` stream read by a background thread. A driver
+process that died, an RPC that failed or timed out, or a stream that broke raises
+:class:`DriverProcessError` with the process's exit status and the tail of its output. Needs
+``grpcio`` and ``protobuf`` (the ``grpc`` extra).
 """
 
 from __future__ import annotations
@@ -40,17 +55,24 @@ from typing import Any, Callable
 import grpc
 
 from ..api import Condition, DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot, SnapshotEvent
+from ..gate import GateError, ObservationGate
 from ..grpc import compute_driver_pb2 as pb
 from ..grpc import compute_driver_pb2_grpc as pb_grpc
-from .base import DriverAdapter, DriverContext
+from .base import DriverAdapter, DriverContext, DriverProbe, DriverUnavailable
 
-__all__ = ["DriverProcessError", "GrpcAdapter", "factory", "snapshot_from_pb"]
+__all__ = ["DriverProcessError", "GrpcAdapter", "factory", "probe", "snapshot_from_pb"]
 
 STDERR_TAIL = 40  # lines
+#: The variable that tells a driver started by the suite that its engine URL is the gate.
+GATE_VARIABLE = "SANDBOX_CONFORMANCE_GATE"
+#: How long a driver that lists before it opens its socket is waited for with the gate shut.
+LIST_BEFORE_SOCKET_GRACE = 1.0
+OPTION_KEYS = ("socket", "cmd", "gate", "poll_interval", "poll_margin", "step_timeout",
+               "start_timeout", "quiet")
 
 
-class DriverProcessError(RuntimeError):
-    """The driver process or its socket is not there; the message carries its stderr tail."""
+class DriverProcessError(DriverUnavailable):
+    """The driver process, its socket or an RPC failed; the message carries its output's tail."""
 
 
 def snapshot_from_pb(sandbox: pb.DriverSandbox, namespace: str = "") -> Snapshot:
@@ -64,44 +86,70 @@ def snapshot_from_pb(sandbox: pb.DriverSandbox, namespace: str = "") -> Snapshot
                     sandbox.namespace or namespace, status.instance_id or None, condition)
 
 
+def _describe_event(message: pb.WatchSandboxesEvent) -> str:
+    kind = message.WhichOneof("payload")
+    if kind == "sandbox":
+        snap = snapshot_from_pb(message.sandbox.sandbox)
+        return (f"sandbox {snap.sandbox_id} instance={(snap.instance_id or '-')[:12]} "
+                f"Ready={snap.ready.status} {snap.ready.reason}")
+    if kind == "deleted":
+        return f"deleted {message.deleted.sandbox_id}"
+    if kind == "platform_event":
+        e = message.platform_event.event
+        return f"platform_event {message.platform_event.sandbox_id or '-'} {e.type} {e.reason}"
+    return f"unknown payload {kind!r} (ignored)"
+
+
 class GrpcAdapter(DriverAdapter):
     name = "openshell-grpc"
-    capabilities: frozenset[str] = frozenset()
-    #: Wall-clock observations: where a poll falls is not controlled (docs/grpc.md).
-    timing = "approximate"
 
     def __init__(self, ctx: DriverContext, *, socket: str | None = None, cmd: str | None = None,
-                 poll_interval: float = 2.0, poll_margin: float = 0.5,
-                 step_timeout: float | None = None, start_timeout: float = 30.0) -> None:
-        if bool(socket) == bool(cmd):
-            raise ValueError("openshell-grpc needs exactly one of the options 'socket' (a running "
-                             "driver) and 'cmd' (a command line the suite starts)")
+                 gate: str = "auto", poll_interval: float = 2.0, poll_margin: float = 0.5,
+                 step_timeout: float | None = None, start_timeout: float = 15.0,
+                 quiet: float = 0.05) -> None:
+        _check_options(socket, cmd, gate)
         self.ctx = ctx
         self.poll_interval = poll_interval
         self.poll_margin = poll_margin
         self.step_timeout = step_timeout if step_timeout is not None else poll_interval + 3.0
         self.start_timeout = start_timeout
+        self.quiet = quiet
         self._cmd = cmd
         self._proc: subprocess.Popen | None = None
         self._tmp: str | None = None
         self._log: Path | None = None
+        self._log_offset = 0
         self._channel: grpc.Channel | None = None
         self._stream: Any = None
         self._reader: threading.Thread | None = None
         self._queue: queue.Queue[Event] = queue.Queue()
         self._snaps: dict[str, Snapshot] = {}
         self._cond = threading.Condition()
+        self._last_message = 0.0
         self._stream_error: str | None = None
         self._closing = False
-        if cmd:
-            self._tmp = tempfile.mkdtemp(prefix="sbx-grpc-")  # short: sun_path is ~107 bytes
-            os.chmod(self._tmp, 0o700)
-            self.socket_path = str(Path(self._tmp) / "driver.sock")
-            self.driver_state = Path(ctx.state_dir) / "grpc-driver"
-            self.driver_state.mkdir(parents=True, exist_ok=True)
-        else:
-            self.socket_path = str(socket)
+        self._notes: list[str] = []
+        self.gate: ObservationGate | None = None
+        self.capabilities = _capabilities(bool(cmd), gated=bool(cmd) and gate == "auto")
+        self.timing = "exact" if "list-order" in self.capabilities else "approximate"
         try:
+            if cmd:
+                self._tmp = tempfile.mkdtemp(prefix="sbx-grpc-")  # short: sun_path ~107 bytes
+                os.chmod(self._tmp, 0o700)
+                self.socket_path = str(Path(self._tmp) / "driver.sock")
+                self.driver_state = Path(ctx.state_dir) / "grpc-driver"
+                self.driver_state.mkdir(parents=True, exist_ok=True)
+                base_url = getattr(ctx.engine, "base_url", None)
+                if not base_url:
+                    raise DriverProcessError(
+                        f"openshell-grpc with a driver command needs a real engine with a URL "
+                        f"(--sandbox-engine=docker or podman); {ctx.engine.name!r} has none")
+                self.docker_host = base_url
+                if gate == "auto":
+                    self.gate = ObservationGate(base_url, Path(self._tmp) / "gate.sock").start()
+                    self.docker_host = self.gate.url
+            else:
+                self.socket_path = str(socket)
             self._connect()
         except BaseException:
             self.close()
@@ -111,7 +159,7 @@ class GrpcAdapter(DriverAdapter):
 
     def _command(self) -> list[str]:
         values = {"socket": self.socket_path, "state_dir": str(self.driver_state),
-                  "namespace": self.ctx.namespace}
+                  "namespace": self.ctx.namespace, "docker_host": self.docker_host}
         line = str(self._cmd)
         for key, value in values.items():
             line = line.replace("{" + key + "}", shlex.quote(value))
@@ -119,23 +167,29 @@ class GrpcAdapter(DriverAdapter):
 
     def _start_process(self) -> None:
         env = dict(os.environ)
-        base_url = getattr(self.ctx.engine, "base_url", None)
-        if not base_url:
-            raise DriverProcessError(f"openshell-grpc with 'cmd' needs a real engine with a URL; "
-                                     f"{self.ctx.engine!r} has none")
-        env["DOCKER_HOST"] = base_url
+        env["DOCKER_HOST"] = self.docker_host
+        env.pop(GATE_VARIABLE, None)
+        if self.gate is not None:
+            env[GATE_VARIABLE] = self.gate.url
         try:
             os.unlink(self.socket_path)
         except FileNotFoundError:
             pass
         self._log = Path(str(self._tmp)) / "driver.log"
+        command = self._command()
+        self._note(f"start the driver: {shlex.join(command)}")
         with open(self._log, "ab") as log:
-            self._proc = subprocess.Popen(self._command(), env=env, stdin=subprocess.DEVNULL,
-                                          stdout=log, stderr=log, start_new_session=True)
+            try:
+                self._proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                              stdout=log, stderr=log, start_new_session=True)
+            except OSError as exc:
+                raise DriverProcessError(f"cannot start the driver ({shlex.join(command)}): "
+                                         f"{exc}") from None
 
     def stderr_tail(self) -> str:
+        """The last lines of the driver's output (stdout and stderr), indented."""
         if self._log is None or not self._log.exists():
-            return "(no output captured: the driver was not started by the suite)"
+            return "  (no output captured: the driver was not started by the suite)"
         lines = self._log.read_text(errors="replace").splitlines()[-STDERR_TAIL:]
         return "\n".join("  | " + line for line in lines) or "  (empty)"
 
@@ -145,33 +199,68 @@ class GrpcAdapter(DriverAdapter):
                     f"{self._proc.returncode}; its output ends with:\n{self.stderr_tail()}")
         return None
 
+    def _failure(self, what: str) -> DriverProcessError:
+        """``what`` went wrong: with the process's death or its output's tail when there is one."""
+        if self._proc is not None:
+            try:  # a connection that broke is often a process that is dying: let it finish
+                self._proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+        dead = self._dead()
+        if dead:
+            return DriverProcessError(f"{what}: {dead}")
+        if self._cmd:
+            return DriverProcessError(f"{what}; the driver's output ends with:\n"
+                                      f"{self.stderr_tail()}")
+        return DriverProcessError(what)
+
     def _connect(self) -> None:
         if self._cmd:
+            if self.gate is not None:
+                self.gate.set_holding(True)
             self._start_process()
-        deadline = time.monotonic() + self.start_timeout
+        started = time.monotonic()
+        deadline = started + self.start_timeout
+        if not self._cmd and not os.path.exists(self.socket_path):
+            raise DriverProcessError(
+                f"--sandbox-driver-socket={self.socket_path}: no such socket; start the driver "
+                "first, or let the suite start it with --sandbox-driver-cmd")
         while not os.path.exists(self.socket_path):
             dead = self._dead()
             if dead:
-                raise DriverProcessError(dead)
+                raise DriverProcessError(f"the driver never opened its socket: {dead}")
             if time.monotonic() > deadline:
-                raise DriverProcessError(
-                    f"no socket at {self.socket_path} after {self.start_timeout:.0f}s"
-                    + (f"; the driver's output ends with:\n{self.stderr_tail()}" if self._cmd
-                       else ""))
-            time.sleep(0.05)
+                raise self._failure(f"no socket at {self.socket_path} after "
+                                    f"{self.start_timeout:.0f}s")
+            if (self.gate is not None and self.gate.holding and self.gate.held_count()
+                    and time.monotonic() - started > LIST_BEFORE_SOCKET_GRACE):
+                # A driver that lists the engine before it serves: let its start-up through.
+                self._note("the driver lists the engine before it opens its socket: the gate "
+                           "lets those lists through until the socket is open")
+                self.gate.set_holding(False)
+            time.sleep(0.02)
+        if self.gate is not None and not self.gate.holding:
+            self.gate.set_holding(True)
         self._channel = grpc.insecure_channel(f"unix:{self.socket_path}")
         try:
             grpc.channel_ready_future(self._channel).result(
                 timeout=max(0.1, deadline - time.monotonic()))
         except grpc.FutureTimeoutError:
-            raise DriverProcessError(self._dead() or f"the driver at {self.socket_path} does not "
-                                     "answer") from None
+            raise self._failure(f"the driver at {self.socket_path} does not answer") from None
         self.stub = pb_grpc.ComputeDriverStub(self._channel)
-        caps = self._optional(self.stub.GetCapabilities, pb.GetCapabilitiesRequest())
+        caps = self._optional("GetCapabilities", pb.GetCapabilitiesRequest())
         if caps is not None:
             self.name = f"openshell-grpc:{caps.driver_name}" if caps.driver_name else self.name
             self.version = caps.driver_version
         self._open_stream()
+        if self.gate is not None:
+            # Quiet means: the driver's first poll waits at the gate.
+            if not self.gate.wait_held(self.step_timeout + self.poll_interval):
+                raise self._failure(
+                    f"the driver made no container-list request within "
+                    f"{self.step_timeout + self.poll_interval:.1f}s of starting; the observation "
+                    "gate needs a driver that polls the engine at DOCKER_HOST by listing "
+                    "containers (or run it without the gate: --sandbox-gate=off)")
 
     def _open_stream(self) -> None:
         self._stream_error = None
@@ -198,8 +287,10 @@ class GrpcAdapter(DriverAdapter):
 
     def _accept(self, message: pb.WatchSandboxesEvent) -> None:
         kind = message.WhichOneof("payload")
-        event: Event
+        event: Event | None = None
         with self._cond:
+            self._last_message = time.monotonic()
+            self._notes.append(f"grpc WatchSandboxes <- {_describe_event(message)}")
             if kind == "sandbox":
                 snap = snapshot_from_pb(message.sandbox.sandbox, self.ctx.namespace)
                 self._snaps[snap.sandbox_id] = snap
@@ -211,9 +302,8 @@ class GrpcAdapter(DriverAdapter):
                 e = message.platform_event.event
                 event = PlatformEvent(message.platform_event.sandbox_id, e.type, e.reason,
                                       e.message, dict(e.metadata))
-            else:
-                return  # an unknown payload from a newer driver: ignored
-            self._queue.put(event)
+            if event is not None:  # an unknown payload from a newer driver is ignored
+                self._queue.put(event)
             self._cond.notify_all()
 
     def _stop_process(self) -> None:
@@ -243,19 +333,36 @@ class GrpcAdapter(DriverAdapter):
 
     # -- RPCs ----------------------------------------------------------------------------------
 
-    def _call(self, rpc: Callable[..., Any], request: Any) -> Any:
+    def _call(self, name: str, request: Any) -> Any:
+        """One RPC with the step deadline; a failure says what the driver was doing."""
+        rpc = getattr(self.stub, name)
+        started = time.monotonic()
         try:
-            return rpc(request, timeout=self.step_timeout)
-        except grpc.RpcError:
-            dead = self._dead()
-            if dead:
-                raise DriverProcessError(dead) from None
-            raise
+            if self.gate is not None:
+                with self.gate.during(name):
+                    reply = rpc(request, timeout=self.step_timeout)
+            else:
+                reply = rpc(request, timeout=self.step_timeout)
+        except grpc.RpcError as exc:
+            self._note(f"grpc {name} -> {exc.code().name}: {exc.details()} "
+                       f"({time.monotonic() - started:.2f}s)")
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                held = (f"; its poll was held at the observation gate meanwhile, so a driver "
+                        "that holds a lock across its engine poll cannot serve RPCs behind the "
+                        "gate (run it with --sandbox-gate=off)"
+                        if self.gate is not None and self.gate.held_count() else "")
+                raise self._failure(f"{name} did not answer within the step timeout "
+                                    f"({self.step_timeout:.1f}s){held}") from None
+            raise self._failure(f"{name} failed: {exc.code().name} {exc.details()}") from None
+        self._note(f"grpc {name} -> OK ({time.monotonic() - started:.2f}s)")
+        return reply
 
-    def _optional(self, rpc: Callable[..., Any], request: Any) -> Any:
+    def _optional(self, name: str, request: Any) -> Any:
         """An optional RPC: ``None`` where the driver answers UNIMPLEMENTED."""
         try:
-            return self._call(rpc, request)
+            return self._call(name, request)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None
@@ -268,8 +375,24 @@ class GrpcAdapter(DriverAdapter):
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stream_error:
                     return predicate()
-                self._cond.wait(left)
+                self._cond.wait(min(left, 0.1))
+                if self._dead():
+                    return predicate()
         return True
+
+    def _wait_quiet(self) -> None:
+        """Until the watch stream has said nothing for ``quiet`` seconds (bounded)."""
+        deadline = time.monotonic() + self.step_timeout
+        with self._cond:
+            while time.monotonic() < deadline:
+                left = self._last_message + self.quiet - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
+
+    def _note(self, line: str) -> None:
+        with self._cond:
+            self._notes.append(line)
 
     # -- the six operations ----------------------------------------------------------------------
 
@@ -283,30 +406,49 @@ class GrpcAdapter(DriverAdapter):
         # The namespace comes from the driver's own configuration; the field is informative.
         sandbox = pb.DriverSandbox(id=spec.id, name=spec.name, namespace=self.ctx.namespace,
                                    spec=driver_spec)
-        self._optional(self.stub.ValidateSandboxCreate,
-                       pb.ValidateSandboxCreateRequest(sandbox=sandbox))
-        self._call(self.stub.CreateSandbox, pb.CreateSandboxRequest(sandbox=sandbox))
-        # CreateSandbox accepts and provisions in the background: wait (bounded) until the
-        # stream reports an instance, so the suite sees the container it made.
-        self._wait_for(lambda: bool(getattr(self._snaps.get(spec.id), "instance_id", None)),
-                       self.step_timeout)
+        self._optional("ValidateSandboxCreate", pb.ValidateSandboxCreateRequest(sandbox=sandbox))
+        self._call("CreateSandbox", pb.CreateSandboxRequest(sandbox=sandbox))
+        # CreateSandbox may accept and provision in the background: wait (bounded) until the
+        # stream reports an instance, so the suite sees the container it made. Lists made
+        # meanwhile serve the create, not a poll.
+        if self.gate is not None:
+            with self.gate.during("CreateSandbox (provisioning)"):
+                self._wait_for(self._has_instance(spec.id), self.step_timeout)
+        else:
+            self._wait_for(self._has_instance(spec.id), self.step_timeout)
         self._raise_if_broken()
+        self._wait_quiet()
         return self._snaps.get(spec.id)
+
+    def _has_instance(self, sandbox_id: str) -> Callable[[], bool]:
+        return lambda: bool(getattr(self._snaps.get(sandbox_id), "instance_id", None))
 
     def delete(self, sandbox_id: str, name: str) -> bool:
         tracked = sandbox_id in self._snaps
-        reply = self._call(self.stub.DeleteSandbox,
+        reply = self._call("DeleteSandbox",
                            pb.DeleteSandboxRequest(sandbox_id=sandbox_id, sandbox_name=name))
         if tracked or reply.deleted:  # let the stream's Deleted arrive before the next step
             self._wait_for(lambda: sandbox_id not in self._snaps, self.step_timeout)
+        self._raise_if_broken()
+        self._wait_quiet()
         return bool(reply.deleted)
 
-    def observe(self) -> None:
-        """Wall-clock mode: wait one declared poll interval plus a margin."""
-        deadline = time.monotonic() + self.poll_interval + self.poll_margin
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
-            self._raise_if_broken()
+    def observe(self, order: str | None = None) -> None:
+        """Gated: release one held poll (in ``order``) and wait until the driver is quiet again.
+        Wall-clock: wait one declared poll interval plus a margin."""
+        if self.gate is None:
+            deadline = time.monotonic() + self.poll_interval + self.poll_margin
+            while (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, 0.1))
+                self._raise_if_broken()
+            return
+        self._raise_if_broken()
+        try:
+            self.gate.observe(order, self.step_timeout + self.poll_interval)
+        except GateError as exc:
+            raise self._failure(f"observation {self.gate.observations}: {exc}") from None
+        self._raise_if_broken()
+        self._wait_quiet()
 
     def snapshot(self, sandbox_id: str) -> Snapshot | None:
         with self._cond:
@@ -323,17 +465,17 @@ class GrpcAdapter(DriverAdapter):
     def get_sandbox(self, sandbox_id: str, name: str = "") -> Snapshot | None:
         """``GetSandbox`` (None where the driver does not know the sandbox or lacks the RPC)."""
         try:
-            reply = self._optional(self.stub.GetSandbox,
+            reply = self._optional("GetSandbox",
                                    pb.GetSandboxRequest(sandbox_id=sandbox_id, sandbox_name=name))
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
+        except DriverProcessError as exc:
+            if "NOT_FOUND" in str(exc):
                 return None
             raise
         return snapshot_from_pb(reply.sandbox, self.ctx.namespace) if reply else None
 
     def list_sandboxes(self) -> list[Snapshot] | None:
         """``ListSandboxes`` (None where the driver lacks the RPC)."""
-        reply = self._optional(self.stub.ListSandboxes, pb.ListSandboxesRequest())
+        reply = self._optional("ListSandboxes", pb.ListSandboxesRequest())
         if reply is None:
             return None
         return [snapshot_from_pb(s, self.ctx.namespace) for s in reply.sandboxes]
@@ -342,39 +484,112 @@ class GrpcAdapter(DriverAdapter):
         """Stop the driver process and start it again over the same state folder."""
         if not self._cmd:
             raise NotImplementedError("openshell-grpc can restart only a driver it started "
-                                      "(option 'cmd')")
+                                      "(--sandbox-driver-cmd)")
         self._disconnect()
         self._stop_process()
         with self._cond:
             self._snaps.clear()  # the new stream starts with the full snapshot again
         self._connect()
+        self._wait_quiet()
 
     def _raise_if_broken(self) -> None:
         dead = self._dead()
         if dead:
             raise DriverProcessError(dead)
         if self._stream_error:
-            raise DriverProcessError(self._stream_error)
+            raise self._failure(self._stream_error)
 
     def describe(self) -> str:
-        return f"{super().describe()} (timing approximate: wall-clock polls every " \
-               f"{self.poll_interval}s)"
+        if self.gate is not None:
+            how = "exact: polls released by the observation gate"
+        else:
+            how = f"timing approximate: wall-clock polls every {self.poll_interval}s"
+        return f"{super().describe()} ({how})"
+
+    def diagnostics(self) -> list[str]:
+        """What crossed the boundary since the last call: the gate's log of the driver's Docker
+        API requests and the gRPC calls and stream messages, merged by time."""
+        with self._cond:
+            notes, self._notes = self._notes, []
+        lines = list(notes)
+        if self.gate is not None:
+            lines += [f"docker API: {r.describe()}" for r in self.gate.drain_log()]
+        if self._log is not None and self._log.exists():
+            with open(self._log, "rb") as f:
+                f.seek(self._log_offset)
+                data = f.read()
+                self._log_offset += len(data)
+            lines += [f"driver output: {line}" for line in
+                      data.decode(errors="replace").splitlines()[-STDERR_TAIL:]]
+        return lines
 
     def close(self) -> None:
         self._closing = True
         self._disconnect()
         self._stop_process()
+        if self.gate is not None:
+            self.gate.close()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
 
+def _check_options(socket: str | None, cmd: str | None, gate: str) -> None:
+    if bool(socket) == bool(cmd):
+        raise ValueError("openshell-grpc needs exactly one of --sandbox-driver-socket (a running "
+                         "driver) and --sandbox-driver-cmd (a command line the suite starts)")
+    if gate not in ("auto", "off"):
+        raise ValueError(f"--sandbox-gate={gate}: use auto or off")
+
+
+def _capabilities(started_by_suite: bool, gated: bool) -> frozenset[str]:
+    caps = {"gpu"}
+    if started_by_suite:
+        caps.add("restart")
+    if gated:
+        caps.add("list-order")
+    return frozenset(caps)
+
+
+def _floats(options: dict[str, str]) -> dict[str, float]:
+    out = {}
+    for key in ("poll_interval", "poll_margin", "step_timeout", "start_timeout", "quiet"):
+        if key in options:
+            try:
+                value = float(options[key])
+            except ValueError:
+                raise ValueError(f"openshell-grpc option {key}={options[key]!r}: not a number "
+                                 "of seconds") from None
+            if value < 0 or (value == 0 and key in ("poll_interval", "step_timeout",
+                                                    "start_timeout")):
+                raise ValueError(f"openshell-grpc option {key}={options[key]!r}: must be > 0")
+            out[key] = value
+    return out
+
+
+def probe(options: dict[str, str], engine: str) -> DriverProbe:
+    """Capabilities and timing from the options alone (no process started); ValueError for
+    options that cannot work."""
+    unknown = sorted(set(options) - set(OPTION_KEYS))
+    if unknown:
+        raise ValueError(f"openshell-grpc: unknown option(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(OPTION_KEYS)}")
+    socket, cmd, gate = options.get("socket"), options.get("cmd"), options.get("gate", "auto")
+    _check_options(socket, cmd, gate)
+    _floats(options)
+    if cmd and engine == "fake":
+        raise ValueError("openshell-grpc starts a driver process, which needs a real engine: "
+                         "add --sandbox-engine=docker (or podman)")
+    gated = bool(cmd) and gate == "auto"
+    return DriverProbe(_capabilities(bool(cmd), gated), "openshell-grpc",
+                       "exact" if gated else "approximate")
+
+
 def factory(ctx: DriverContext) -> GrpcAdapter:
-    """Options: ``socket`` or ``cmd``; ``poll_interval``, ``poll_margin``, ``step_timeout``,
-    ``start_timeout`` (seconds)."""
     o = ctx.options
-    poll = float(o.get("poll_interval", 2.0))
-    return GrpcAdapter(ctx, socket=o.get("socket"), cmd=o.get("cmd"), poll_interval=poll,
-                       poll_margin=float(o.get("poll_margin", 0.5)),
-                       step_timeout=float(o["step_timeout"]) if "step_timeout" in o else None,
-                       start_timeout=float(o.get("start_timeout", 30.0)))
+    probe(o, ctx.engine.name)
+    return GrpcAdapter(ctx, socket=o.get("socket"), cmd=o.get("cmd"), gate=o.get("gate", "auto"),
+                       **_floats(o))
+
+
+factory.probe = probe  # type: ignore[attr-defined]

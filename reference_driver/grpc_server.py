@@ -1,21 +1,36 @@
 """Serve the reference driver over the OpenShell compute-driver gRPC service on a Unix socket.
 
-    python -m pytest_sandbox_conformance.grpc.server --socket PATH --state-dir DIR \\
-        --namespace NS [--docker-host URL] [--poll-interval 2.0] [--image REF]
+    python -m reference_driver.grpc_server --socket PATH [--state-dir DIR] [--namespace NS]
+        [--docker-host URL] [--poll-interval 2.0] [--image REF] [--driver MODULE:CLASS]
+        [--behind-gate]
 
 The driver runs on a :class:`~pytest_sandbox_conformance.engines.docker.DockerEngine`
 (``--docker-host``, else ``DOCKER_HOST``, else the docker context) and polls on its own clock: a
-background thread calls ``driver.observe()`` every ``--poll-interval`` seconds (backing off to 30 s
-while the engine fails), serialised with the RPCs by one lock. ``WatchSandboxes`` sends a full
-snapshot of every sandbox when a stream opens, then every change (snapshots, platform events,
-Deleted). The socket is 0600 in a folder made 0700 when the server creates it. SIGTERM or SIGINT
-stops it cleanly (exit status 0). ``StopSandbox``/``StartSandbox`` and the RPCs this proto does not
-declare answer ``UNIMPLEMENTED``; ``sandbox_token`` is not required.
+background thread polls every ``--poll-interval`` seconds (backing off to 30 s while the engine
+fails). ``WatchSandboxes`` sends a full snapshot of every sandbox when a stream opens, then every
+change (snapshots, platform events, Deleted). The socket is 0600 in a folder made 0700 when the
+server creates it. SIGTERM or SIGINT stops it cleanly (exit status 0). ``StopSandbox``,
+``StartSandbox`` and the RPCs this proto does not declare answer ``UNIMPLEMENTED``;
+``sandbox_token`` is not required.
+
+Polls and RPCs are serialised by one lock. Behind the suite's observation gate (``--behind-gate``,
+or the ``SANDBOX_CONFORMANCE_GATE`` variable the suite sets), which holds each container-list
+request until a schedule releases it, a poll lists the engine *outside* that lock, so RPCs are
+served while the poll waits at the gate; the list is answered only when released, so it is never
+older than an RPC served meanwhile. Without a gate the lock covers the list too (a list fetched
+before a concurrent create would be older than it).
+
+``--driver`` serves another driver class with the reference driver's constructor (the project's
+deliberately broken drivers, ``tests/broken_drivers.py``, to prove the suite fails them over gRPC).
+
+This module is the reference driver's gRPC face: besides the driver it needs ``grpcio``, the
+generated code in ``pytest_sandbox_conformance.grpc`` and the Docker engine.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import stat
@@ -28,18 +43,22 @@ from typing import Iterator
 
 import grpc
 
-from reference_driver import ReferenceDriver
-from reference_driver.driver import DriverError, SandboxExists
+from pytest_sandbox_conformance.api import (DeletedEvent, Event, PlatformEvent, SandboxSpec,
+                                            Snapshot, SnapshotEvent)
+from pytest_sandbox_conformance.grpc import compute_driver_pb2 as pb
+from pytest_sandbox_conformance.grpc import compute_driver_pb2_grpc as pb_grpc
 
-from ..api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot, SnapshotEvent
-from . import compute_driver_pb2 as pb
-from . import compute_driver_pb2_grpc as pb_grpc
+from .driver import DriverError, ReferenceDriver, SandboxExists
 
 __all__ = ["ComputeDriverServicer", "main", "serve", "snapshot_to_pb", "event_to_pb"]
 
 MAX_BACKOFF = 30.0
-#: How often an open watch stream looks for new events.
-STREAM_TICK = 0.05
+#: How often an open watch stream looks for new events when nothing wakes it.
+STREAM_TICK = 0.25
+#: How long a poll waits for open streams to take its events before the next poll.
+FLUSH_TIMEOUT = 1.0
+#: Set (to the gate's URL) by the suite when the engine URL is its observation gate.
+GATE_VARIABLE = "SANDBOX_CONFORMANCE_GATE"
 
 
 def snapshot_to_pb(snap: Snapshot) -> pb.DriverSandbox:
@@ -71,10 +90,15 @@ def event_to_pb(event: Event) -> pb.WatchSandboxesEvent:
 class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
     """The RPCs, over one :class:`ReferenceDriver`; every driver call holds ``self.lock``."""
 
-    def __init__(self, driver: ReferenceDriver, stopping: threading.Event) -> None:
+    def __init__(self, driver: ReferenceDriver, stopping: threading.Event, *,
+                 behind_gate: bool = False) -> None:
         self.driver = driver
         self.lock = threading.RLock()
         self.stopping = stopping
+        self.behind_gate = behind_gate
+        #: Notified whenever events may be waiting, and whenever a stream drained its watcher.
+        self.changed = threading.Condition(self.lock)
+        self.watchers: list = []
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -118,6 +142,8 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
                 context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
             except DriverError as exc:
                 context.abort(grpc.StatusCode.INTERNAL, str(exc))
+            finally:
+                self.changed.notify_all()
         return pb.CreateSandboxResponse()
 
     def GetSandbox(self, request, context):
@@ -149,31 +175,55 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
                 removed = self.driver.delete(sandbox_id, request.sandbox_name or None)
             except DriverError as exc:
                 context.abort(grpc.StatusCode.INTERNAL, str(exc))
+            finally:
+                self.changed.notify_all()
         return pb.DeleteSandboxResponse(deleted=removed)
 
     def WatchSandboxes(self, request, context) -> Iterator[pb.WatchSandboxesEvent]:
         with self.lock:
             watcher = self.driver.watch()  # current snapshots first, then changes
+            self.watchers.append(watcher)
         try:
             while context.is_active() and not self.stopping.is_set():
-                with self.lock:
+                with self.changed:
                     events = watcher.drain()
+                    if not events:
+                        self.changed.notify_all()  # a poll may be waiting for this flush
+                        self.changed.wait(STREAM_TICK)
+                        continue
                 for event in events:
                     yield event_to_pb(event)
-                if not events:
-                    time.sleep(STREAM_TICK)
         finally:
-            with self.lock:
+            with self.changed:
+                self.watchers.remove(watcher)
                 watcher.close()
+                self.changed.notify_all()
 
     # -- the driver's own clock ----------------------------------------------------------------
+
+    def poll_once(self) -> None:
+        """One poll; then wait (bounded) until every open stream has taken its events."""
+        if self.behind_gate:
+            listed = self.driver.list_namespace()  # waits at the gate, without the lock
+            with self.lock:
+                self.driver.observe(listed)
+        else:
+            with self.lock:
+                self.driver.observe()
+        deadline = time.monotonic() + FLUSH_TIMEOUT
+        with self.changed:
+            self.changed.notify_all()
+            while any(w.pending() for w in self.watchers) and not self.stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.changed.wait(left)
 
     def poll_forever(self, interval: float) -> None:
         delay = interval
         while not self.stopping.wait(delay):
             try:
-                with self.lock:
-                    self.driver.observe()
+                self.poll_once()
                 delay = interval
             except Exception as exc:  # an engine error must not kill the clock
                 delay = min(max(delay * 2, interval), MAX_BACKOFF)
@@ -192,18 +242,36 @@ def _prepare_socket(path: Path) -> None:
         path.unlink()
 
 
+def load_driver_class(spec: str) -> type[ReferenceDriver]:
+    """``MODULE:ATTR`` to a class (or factory) with the reference driver's constructor."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"--driver {spec!r}: give MODULE:CLASS")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"--driver {spec!r}: cannot import {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise SystemExit(f"--driver {spec!r}: {module_name!r} has no {attr!r}") from None
+    return target  # type: ignore[return-value]
+
+
 def serve(socket_path: str | Path, state_dir: str | Path, namespace: str, *,
           docker_host: str | None = None, poll_interval: float = 2.0, image: str | None = None,
+          driver_class: type[ReferenceDriver] = ReferenceDriver, behind_gate: bool = False,
           stopping: threading.Event | None = None) -> None:
     """Run until ``stopping`` is set (SIGTERM/SIGINT set it when run as a program)."""
-    from ..engines.docker import DockerEngine
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
 
     stopping = stopping or threading.Event()
     socket_path = Path(socket_path).absolute()
     engine = DockerEngine(docker_host)
     kwargs = {"image": image} if image else {}
-    driver = ReferenceDriver(engine, state_dir, namespace=namespace, **kwargs)
-    servicer = ComputeDriverServicer(driver, stopping)
+    driver = driver_class(engine, state_dir, namespace=namespace, **kwargs)
+    servicer = ComputeDriverServicer(driver, stopping, behind_gate=behind_gate)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     pb_grpc.add_ComputeDriverServicer_to_server(servicer, server)
     _prepare_socket(socket_path)
@@ -217,14 +285,22 @@ def serve(socket_path: str | Path, state_dir: str | Path, namespace: str, *,
     poller = threading.Thread(target=servicer.poll_forever, args=(poll_interval,),
                               name="driver-poll", daemon=True)
     poller.start()
-    print(f"serving {driver.driver_name} on unix:{socket_path} (namespace {namespace}, engine "
-          f"{engine.base_url}, poll every {poll_interval}s)", file=sys.stderr, flush=True)
+    print(f"serving {driver.driver_name} ({type(driver).__name__}) on unix:{socket_path} "
+          f"(namespace {namespace}, engine {engine.base_url}"
+          f"{' behind the observation gate' if behind_gate else ''}, poll every "
+          f"{poll_interval}s)", file=sys.stderr, flush=True)
     try:
         stopping.wait()
     finally:
         stopping.set()
+        if servicer.lock.acquire(timeout=1.0):  # not forever: an RPC may hang holding it
+            try:
+                servicer.changed.notify_all()
+            finally:
+                servicer.lock.release()
         server.stop(grace=1.0).wait(5)
-        poller.join(timeout=5)
+        # Behind the gate an idle poll waits there for a release that will not come.
+        poller.join(timeout=0.5 if behind_gate else 5)
         engine.close()
         try:
             socket_path.unlink()
@@ -233,23 +309,40 @@ def serve(socket_path: str | Path, state_dir: str | Path, namespace: str, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytest_sandbox_conformance.grpc.server",
+    parser = argparse.ArgumentParser(prog="python -m reference_driver.grpc_server",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--socket", required=True, help="the Unix socket to serve on")
-    parser.add_argument("--state-dir", required=True, help="where the driver keeps its journal")
-    parser.add_argument("--namespace", required=True, help="the driver namespace label value")
+    parser.add_argument("--state-dir", default="reference-driver-state",
+                        help="where the driver keeps its journal (default: "
+                             "./reference-driver-state)")
+    parser.add_argument("--namespace", default="default",
+                        help="the driver namespace label value (default: default)")
     parser.add_argument("--docker-host", default=None,
                         help="the engine URL (default: DOCKER_HOST, else the docker context)")
     parser.add_argument("--poll-interval", type=float, default=2.0,
                         help="seconds between the driver's polls (default 2.0)")
     parser.add_argument("--image", default=None, help="the default sandbox image")
+    parser.add_argument("--driver", default=None, metavar="MODULE:CLASS",
+                        help="serve this driver class instead of the reference driver")
+    parser.add_argument("--behind-gate", action="store_true",
+                        help="the engine URL is an observation gate: list outside the lock "
+                             f"(implied when {GATE_VARIABLE} is set)")
     args = parser.parse_args(argv)
+    if args.poll_interval <= 0:
+        parser.error("--poll-interval must be > 0")
+    driver_class = load_driver_class(args.driver) if args.driver else ReferenceDriver
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     serve(args.socket, args.state_dir, args.namespace, docker_host=args.docker_host,
-          poll_interval=args.poll_interval, image=args.image, stopping=stopping)
-    return 0
+          poll_interval=args.poll_interval, image=args.image, driver_class=driver_class,
+          behind_gate=args.behind_gate or bool(os.environ.get(GATE_VARIABLE)),
+          stopping=stopping)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Exit now: an RPC handler that hangs (a driver bug) must not keep the process alive, and
+    # the interpreter would wait for its thread.
+    os._exit(0)
 
 
 if __name__ == "__main__":
