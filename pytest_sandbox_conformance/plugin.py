@@ -84,6 +84,8 @@ class Suite:
         s = self.settings
         #: exact, or approximate (wall-clock observations of an out-of-process driver)
         self.timing = "exact"
+        #: The one namespace of a driver that is already running, if the factory says so.
+        self.fixed_namespace: str | None = None
         probe = getattr(self.factory, "probe", None)
         if callable(probe):
             try:
@@ -91,6 +93,12 @@ class Suite:
             except ValueError as exc:
                 raise pytest.UsageError(f"--sandbox-driver={s.driver}: {exc}") from None
             self.timing = found.timing
+            self.fixed_namespace = found.namespace
+            if found.namespace and (getattr(self.config.option, "numprocesses", None)
+                                    or self._is_worker()):
+                raise pytest.UsageError(
+                    f"--sandbox-driver={s.driver}: a running driver works in one namespace "
+                    f"({found.namespace}), so scenarios must run one at a time: drop -n")
             return frozenset(found.capabilities), found.name
         caps = getattr(self.factory, "capabilities", None)
         if caps is not None:
@@ -185,7 +193,7 @@ class Suite:
                         extra_labels=self.live.labels(),
                         namespace_prefix=self.live.namespace_prefix)
         return RunConfig(driver=self.factory, engine=self.make_engine, image=self.settings.image,
-                         **live,
+                         namespace=self.fixed_namespace, **live,
                          state_root=self.state_root(), replay=self.replay_command,
                          driver_options=dict(self.settings.driver_options))
 

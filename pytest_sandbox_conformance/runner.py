@@ -75,6 +75,9 @@ class RunConfig:
     unique_sandbox_ids: bool = False
     #: Labels the suite adds to every container it creates itself (live session labels).
     extra_labels: dict[str, str] = field(default_factory=dict)
+    #: One namespace for every run (a driver that is already running has one); None: a fresh
+    #: ``{namespace_prefix}-{run}`` per run.
+    namespace: str | None = None
 
 
 class Timeline:
@@ -165,7 +168,8 @@ class _Run:
         self.tl = Timeline()
         self.expect: Expect = next((p.expect for p in scenario.pinned if p.name == schedule.name),
                                    scenario.expect)
-        self.namespace = f"{config.namespace_prefix}-{uuid.uuid4().hex[:8]}"
+        run_id = uuid.uuid4().hex[:8]
+        self.namespace = config.namespace or f"{config.namespace_prefix}-{run_id}"
         self.state_dir = Path(tempfile.mkdtemp(prefix="sbx-state-", dir=config.state_root))
         self.engine = config.engine()
         self.adapter: DriverAdapter | None = None
@@ -173,7 +177,7 @@ class _Run:
         self.bindings: dict[str, str] = {}
         # On a shared real engine container names are global: make sandbox ids (and so the
         # canonical names) unique per run. On the fake engine keep them as written.
-        suffix = f"-{self.namespace.rsplit('-', 1)[-1]}" if config.unique_sandbox_ids else ""
+        suffix = f"-{run_id}" if config.unique_sandbox_ids else ""
         self.sandbox_ids = {key: key + suffix for key in scenario.sandboxes}
         self.name_suffix = suffix  # literal container names get it too
         self.observations = 0
@@ -196,9 +200,10 @@ class _Run:
         """The run's containers, without going through the driver's view (no faults consumed)."""
         snap = getattr(self.engine, "snapshot", None)
         if snap is not None:
-            all_containers = snap()
-        else:
+            all_containers = snap()  # oldest first
+        else:  # Docker's API lists newest first: make it oldest first, as the fake's snapshot
             all_containers = self.engine.list({self.adapter.labels.namespace: self.namespace})
+            all_containers.reverse()
         ns_key = self.adapter.labels.namespace
         return [c for c in all_containers if c.labels.get(ns_key) == self.namespace]
 

@@ -28,6 +28,13 @@ DRIVER_MAY_IMPORT = frozenset({
     "pytest_sandbox_conformance.engines.base",
     "pytest_sandbox_conformance.api",
 })
+#: The reference driver's gRPC face may also import the wire protocol and the Docker engine.
+SERVER_MAY_IMPORT = DRIVER_MAY_IMPORT | {
+    "grpc",
+    "pytest_sandbox_conformance.grpc",
+    "pytest_sandbox_conformance.engines.docker",
+}
+SERVER = DRIVER / "grpc_server.py"
 #: Top-level packages the pure parts must not import.
 FORBIDDEN_IN_PURE = frozenset({"pytest", "_pytest", "docker"})
 
@@ -92,11 +99,11 @@ def top(name: str) -> str:
     return name.split(".")[0]
 
 
-def _allowed_for_driver(name: str) -> bool:
+def _allowed_for_driver(name: str, allowed_names: frozenset[str] = DRIVER_MAY_IMPORT) -> bool:
     if top(name) in STDLIB or top(name) == "reference_driver":
         return True
     # ``from pytest_sandbox_conformance.api import Snapshot`` reads as ...api.Snapshot.
-    return any(name == allowed or name.startswith(allowed + ".") for allowed in DRIVER_MAY_IMPORT)
+    return any(name == allowed or name.startswith(allowed + ".") for allowed in allowed_names)
 
 
 def python_files(folder: Path) -> list[Path]:
@@ -156,10 +163,12 @@ def test_the_files_under_rule_exist():
 
 @pytest.mark.parametrize("path", DRIVER_FILES, ids=_rel)
 def test_reference_driver_imports_only_stdlib_itself_engine_base_and_api(path):
+    allowed = SERVER_MAY_IMPORT if path == SERVER else DRIVER_MAY_IMPORT
     bad = [f"{_rel(path)}:{line}: {name}" for line, name in file_imports(path)
-           if not _allowed_for_driver(name)]
+           if not _allowed_for_driver(name, allowed)]
     assert not bad, ("reference_driver/ may import only the standard library, itself, "
-                     "pytest_sandbox_conformance.engines.base and pytest_sandbox_conformance.api:\n"
+                     "pytest_sandbox_conformance.engines.base and pytest_sandbox_conformance.api "
+                     "(its gRPC face also grpc, the generated code and the Docker engine):\n"
                      + "\n".join(bad))
 
 
@@ -175,6 +184,17 @@ def test_pure_parts_import_neither_pytest_nor_docker(path):
     bad = [f"{_rel(path)}:{line}: {name}" for line, name in file_imports(path)
            if top(name) in FORBIDDEN_IN_PURE]
     assert not bad, "pure modules must not import pytest or docker:\n" + "\n".join(bad)
+
+
+#: Modules that must run wherever the suite runs, on the standard library alone.
+STDLIB_ONLY_FILES = [PACKAGE / "gate.py"]
+
+
+@pytest.mark.parametrize("path", STDLIB_ONLY_FILES, ids=_rel)
+def test_the_observation_gate_imports_only_the_standard_library(path):
+    bad = [f"{_rel(path)}:{line}: {name}" for line, name in file_imports(path)
+           if top(name) not in STDLIB]
+    assert not bad, "the observation gate may import only the standard library:\n" + "\n".join(bad)
 
 
 # -- requirement IDs ------------------------------------------------------------------------------

@@ -331,3 +331,41 @@ def test_a_broken_driver_served_over_grpc_fails_with_a_readable_timeline(docker,
     for needle in ("grpc CreateSandbox -> OK", "docker API: GET", "released as observation",
                    "grpc WatchSandboxes <- sandbox", "replay:", "--sandbox-driver-cmd="):
         assert needle in out, (needle, out)
+
+
+def test_a_running_driver_is_tested_through_its_socket_in_its_own_namespace(docker, short_tmp,
+                                                                            tmp_path):
+    """Socket mode: the suite did not start the driver, so observations are wall-clock waits
+    and every run uses the driver's one namespace."""
+    from pytest_sandbox_conformance.adapters.grpc import factory, probe
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
+    from pytest_sandbox_conformance.runner import RunConfig, RunResult, play
+
+    run = uuid.uuid4().hex[:8]
+    namespace = f"grpc-socket-{run}"
+    sock = short_tmp / "running" / "driver.sock"
+    options = {"socket": str(sock), "namespace": namespace, "poll_interval": "0.2",
+               "poll_margin": "0.2"}
+    found = probe(options, "docker")
+    assert found.timing == "approximate" and found.namespace == namespace
+    assert "restart" not in found.capabilities and "list-order" not in found.capabilities
+    proc = subprocess.Popen(SERVER + ["--socket", str(sock), "--state-dir", str(short_tmp / "st"),
+                                      "--namespace", namespace, "--poll-interval", "0.2"],
+                            cwd=ROOT, env=dict(os.environ, DOCKER_HOST=docker.base_url),
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_socket(sock, proc)
+        scenario = _scenario("delete.yaml", "delete-idempotent")
+        config = RunConfig(driver=factory, engine=lambda: DockerEngine(docker.base_url),
+                           state_root=tmp_path, ordered_lists=False, cleanup_engine=True,
+                           unique_sandbox_ids=True, extra_labels={TEST_LABEL: run},
+                           namespace=found.namespace, driver_options=options)
+        for _ in range(2):  # two runs, one after the other, in the same namespace
+            result = play(scenario, _pinned(scenario, "every-step"), config)
+            assert isinstance(result, RunResult)
+        assert proc.poll() is None, "the suite never stops a driver it did not start"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        proc.stderr.close()
+        docker.remove_all((c.id for c in docker.list({TEST_LABEL: run})), force=True)

@@ -55,6 +55,9 @@ class DriverProbe:
     capabilities: frozenset[str]
     name: str
     timing: str = "exact"
+    #: The one namespace a driver that is already running works in (None: the suite gives each
+    #: run a fresh one). Runs then go one at a time.
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)

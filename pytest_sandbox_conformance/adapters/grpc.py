@@ -42,10 +42,12 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -68,7 +70,7 @@ GATE_VARIABLE = "SANDBOX_CONFORMANCE_GATE"
 #: How long a driver that lists before it opens its socket is waited for with the gate shut.
 LIST_BEFORE_SOCKET_GRACE = 1.0
 OPTION_KEYS = ("socket", "cmd", "gate", "poll_interval", "poll_margin", "step_timeout",
-               "start_timeout", "quiet")
+               "start_timeout", "quiet", "token", "namespace")
 
 
 class DriverProcessError(DriverUnavailable):
@@ -106,9 +108,11 @@ class GrpcAdapter(DriverAdapter):
     def __init__(self, ctx: DriverContext, *, socket: str | None = None, cmd: str | None = None,
                  gate: str = "auto", poll_interval: float = 2.0, poll_margin: float = 0.5,
                  step_timeout: float | None = None, start_timeout: float = 15.0,
-                 quiet: float = 0.05) -> None:
+                 quiet: float = 0.05, token: str | None = None) -> None:
         _check_options(socket, cmd, gate)
         self.ctx = ctx
+        self._fixed_token = token
+        self._tokens: dict[str, str] = {}
         self.poll_interval = poll_interval
         self.poll_margin = poll_margin
         self.step_timeout = step_timeout if step_timeout is not None else poll_interval + 3.0
@@ -128,7 +132,7 @@ class GrpcAdapter(DriverAdapter):
         self._last_message = 0.0
         self._stream_error: str | None = None
         self._closing = False
-        self._notes: list[str] = []
+        self._notes: list[tuple[float, str]] = []
         self.gate: ObservationGate | None = None
         self.capabilities = _capabilities(bool(cmd), gated=bool(cmd) and gate == "auto")
         self.timing = "exact" if "list-order" in self.capabilities else "approximate"
@@ -146,7 +150,13 @@ class GrpcAdapter(DriverAdapter):
                         f"(--sandbox-engine=docker or podman); {ctx.engine.name!r} has none")
                 self.docker_host = base_url
                 if gate == "auto":
-                    self.gate = ObservationGate(base_url, Path(self._tmp) / "gate.sock").start()
+                    try:
+                        self.gate = ObservationGate(base_url,
+                                                    Path(self._tmp) / "gate.sock").start()
+                    except GateError as exc:
+                        raise DriverProcessError(f"the observation gate cannot stand in front "
+                                                 f"of this engine: {exc}; run with "
+                                                 "--sandbox-gate=off") from None
                     self.docker_host = self.gate.url
             else:
                 self.socket_path = str(socket)
@@ -181,7 +191,8 @@ class GrpcAdapter(DriverAdapter):
         with open(self._log, "ab") as log:
             try:
                 self._proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                              stdout=log, stderr=log, start_new_session=True)
+                                              stdout=log, stderr=log, start_new_session=True,
+                                              preexec_fn=_die_with_parent)
             except OSError as exc:
                 raise DriverProcessError(f"cannot start the driver ({shlex.join(command)}): "
                                          f"{exc}") from None
@@ -290,7 +301,8 @@ class GrpcAdapter(DriverAdapter):
         event: Event | None = None
         with self._cond:
             self._last_message = time.monotonic()
-            self._notes.append(f"grpc WatchSandboxes <- {_describe_event(message)}")
+            self._notes.append((self._last_message,
+                                f"grpc WatchSandboxes <- {_describe_event(message)}"))
             if kind == "sandbox":
                 snap = snapshot_from_pb(message.sandbox.sandbox, self.ctx.namespace)
                 self._snaps[snap.sandbox_id] = snap
@@ -333,8 +345,9 @@ class GrpcAdapter(DriverAdapter):
 
     # -- RPCs ----------------------------------------------------------------------------------
 
-    def _call(self, name: str, request: Any) -> Any:
-        """One RPC with the step deadline; a failure says what the driver was doing."""
+    def _call(self, name: str, request: Any, optional: bool = False) -> Any:
+        """One RPC with the step deadline; a failure says what the driver was doing. An optional
+        RPC's UNIMPLEMENTED is raised as is (see :meth:`_optional`)."""
         rpc = getattr(self.stub, name)
         started = time.monotonic()
         try:
@@ -345,8 +358,8 @@ class GrpcAdapter(DriverAdapter):
                 reply = rpc(request, timeout=self.step_timeout)
         except grpc.RpcError as exc:
             self._note(f"grpc {name} -> {exc.code().name}: {exc.details()} "
-                       f"({time.monotonic() - started:.2f}s)")
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                       f"({time.monotonic() - started:.2f}s)", at=started)
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED and optional:
                 raise
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 held = (f"; its poll was held at the observation gate meanwhile, so a driver "
@@ -356,13 +369,13 @@ class GrpcAdapter(DriverAdapter):
                 raise self._failure(f"{name} did not answer within the step timeout "
                                     f"({self.step_timeout:.1f}s){held}") from None
             raise self._failure(f"{name} failed: {exc.code().name} {exc.details()}") from None
-        self._note(f"grpc {name} -> OK ({time.monotonic() - started:.2f}s)")
+        self._note(f"grpc {name} -> OK ({time.monotonic() - started:.2f}s)", at=started)
         return reply
 
     def _optional(self, name: str, request: Any) -> Any:
         """An optional RPC: ``None`` where the driver answers UNIMPLEMENTED."""
         try:
-            return self._call(name, request)
+            return self._call(name, request, optional=True)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None
@@ -390,9 +403,9 @@ class GrpcAdapter(DriverAdapter):
                     return
                 self._cond.wait(left)
 
-    def _note(self, line: str) -> None:
+    def _note(self, line: str, at: float | None = None) -> None:
         with self._cond:
-            self._notes.append(line)
+            self._notes.append((time.monotonic() if at is None else at, line))
 
     # -- the six operations ----------------------------------------------------------------------
 
@@ -400,7 +413,8 @@ class GrpcAdapter(DriverAdapter):
         template = pb.DriverSandboxTemplate(image=spec.image or self.ctx.image,
                                             labels=dict(spec.labels))
         driver_spec = pb.DriverSandboxSpec(template=template, environment=dict(spec.env),
-                                           command=list(spec.command))
+                                           command=list(spec.command),
+                                           sandbox_token=self._token(spec.id))
         if spec.gpu:
             driver_spec.resource_requirements.gpu.SetInParent()
         # The namespace comes from the driver's own configuration; the field is informative.
@@ -419,6 +433,13 @@ class GrpcAdapter(DriverAdapter):
         self._raise_if_broken()
         self._wait_quiet()
         return self._snaps.get(spec.id)
+
+    def _token(self, sandbox_id: str) -> str:
+        """The sandbox's secret token (OpenShell's Docker driver refuses a create without one):
+        a fresh random one per sandbox, unless ``token`` fixes one for every sandbox."""
+        if self._fixed_token:
+            return self._fixed_token
+        return self._tokens.setdefault(sandbox_id, secrets.token_urlsafe(24))
 
     def _has_instance(self, sandbox_id: str) -> Callable[[], bool]:
         return lambda: bool(getattr(self._snaps.get(sandbox_id), "instance_id", None))
@@ -507,13 +528,14 @@ class GrpcAdapter(DriverAdapter):
         return f"{super().describe()} ({how})"
 
     def diagnostics(self) -> list[str]:
-        """What crossed the boundary since the last call: the gate's log of the driver's Docker
-        API requests and the gRPC calls and stream messages, merged by time."""
+        """What crossed the boundary since the last call, in time order: the gRPC calls and
+        stream messages, and the gate's log of the driver's Docker API requests (by arrival);
+        then what the driver printed meanwhile."""
         with self._cond:
             notes, self._notes = self._notes, []
-        lines = list(notes)
         if self.gate is not None:
-            lines += [f"docker API: {r.describe()}" for r in self.gate.drain_log()]
+            notes += [(r.at, f"docker API: {r.describe()}") for r in self.gate.drain_log()]
+        lines = [line for _, line in sorted(notes, key=lambda n: n[0])]
         if self._log is not None and self._log.exists():
             with open(self._log, "rb") as f:
                 f.seek(self._log_offset)
@@ -532,6 +554,18 @@ class GrpcAdapter(DriverAdapter):
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _die_with_parent() -> None:
+    """In the driver's process, before it runs: on Linux, be sent SIGTERM if the suite dies
+    (a SIGKILLed pytest must not leave drivers behind; Ctrl-C is handled by ``close()``)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _check_options(socket: str | None, cmd: str | None, gate: str) -> None:
@@ -577,19 +611,25 @@ def probe(options: dict[str, str], engine: str) -> DriverProbe:
     socket, cmd, gate = options.get("socket"), options.get("cmd"), options.get("gate", "auto")
     _check_options(socket, cmd, gate)
     _floats(options)
-    if cmd and engine == "fake":
-        raise ValueError("openshell-grpc starts a driver process, which needs a real engine: "
-                         "add --sandbox-engine=docker (or podman)")
+    if engine == "fake":
+        raise ValueError("a driver process works on a real engine, and the suite must act on the "
+                         "same one: add --sandbox-engine=docker (or podman) and its URL")
+    if socket and gate != "auto":
+        raise ValueError("--sandbox-gate applies to a driver the suite starts "
+                         "(--sandbox-driver-cmd); a running driver is observed by wall clock")
+    if cmd and "namespace" in options:
+        raise ValueError("option namespace is for a running driver (--sandbox-driver-socket); "
+                         "a driver the suite starts gets each run's namespace as {namespace}")
     gated = bool(cmd) and gate == "auto"
     return DriverProbe(_capabilities(bool(cmd), gated), "openshell-grpc",
-                       "exact" if gated else "approximate")
+                       "exact" if gated else "approximate", options.get("namespace") or None)
 
 
 def factory(ctx: DriverContext) -> GrpcAdapter:
     o = ctx.options
     probe(o, ctx.engine.name)
     return GrpcAdapter(ctx, socket=o.get("socket"), cmd=o.get("cmd"), gate=o.get("gate", "auto"),
-                       **_floats(o))
+                       token=o.get("token"), **_floats(o))
 
 
 factory.probe = probe  # type: ignore[attr-defined]
