@@ -2,7 +2,7 @@
 
     python -m reference_driver.grpc_server --socket PATH [--state-dir DIR] [--namespace NS]
         [--docker-host URL] [--poll-interval 2.0] [--image REF] [--driver MODULE:CLASS]
-        [--behind-gate]
+        [--behind-gate] [--require-token]
 
 The driver runs on a :class:`~pytest_sandbox_conformance.engines.docker.DockerEngine`
 (``--docker-host``, else ``DOCKER_HOST``, else the docker context) and polls on its own clock: a
@@ -91,8 +91,9 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
     """The RPCs, over one :class:`ReferenceDriver`; every driver call holds ``self.lock``."""
 
     def __init__(self, driver: ReferenceDriver, stopping: threading.Event, *,
-                 behind_gate: bool = False) -> None:
+                 behind_gate: bool = False, require_token: bool = False) -> None:
         self.driver = driver
+        self.require_token = require_token
         self.lock = threading.RLock()
         self.stopping = stopping
         self.behind_gate = behind_gate
@@ -132,6 +133,9 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
 
     def CreateSandbox(self, request, context):
         spec = self._spec(request.sandbox, context)
+        if self.require_token and not request.sandbox.spec.sandbox_token:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "sandbox_token is required (as OpenShell's Docker driver requires it)")
         with self.lock:
             if any(s.name == spec.name for s in self.driver.snapshots()):
                 context.abort(grpc.StatusCode.ALREADY_EXISTS,
@@ -262,7 +266,7 @@ def load_driver_class(spec: str) -> type[ReferenceDriver]:
 def serve(socket_path: str | Path, state_dir: str | Path, namespace: str, *,
           docker_host: str | None = None, poll_interval: float = 2.0, image: str | None = None,
           driver_class: type[ReferenceDriver] = ReferenceDriver, behind_gate: bool = False,
-          stopping: threading.Event | None = None) -> None:
+          require_token: bool = False, stopping: threading.Event | None = None) -> None:
     """Run until ``stopping`` is set (SIGTERM/SIGINT set it when run as a program)."""
     from pytest_sandbox_conformance.engines.docker import DockerEngine
 
@@ -271,7 +275,8 @@ def serve(socket_path: str | Path, state_dir: str | Path, namespace: str, *,
     engine = DockerEngine(docker_host)
     kwargs = {"image": image} if image else {}
     driver = driver_class(engine, state_dir, namespace=namespace, **kwargs)
-    servicer = ComputeDriverServicer(driver, stopping, behind_gate=behind_gate)
+    servicer = ComputeDriverServicer(driver, stopping, behind_gate=behind_gate,
+                                     require_token=require_token)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     pb_grpc.add_ComputeDriverServicer_to_server(servicer, server)
     _prepare_socket(socket_path)
@@ -327,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--behind-gate", action="store_true",
                         help="the engine URL is an observation gate: list outside the lock "
                              f"(implied when {GATE_VARIABLE} is set)")
+    parser.add_argument("--require-token", action="store_true",
+                        help="refuse a CreateSandbox without sandbox_token (as OpenShell's Docker "
+                             "driver does)")
     args = parser.parse_args(argv)
     if args.poll_interval <= 0:
         parser.error("--poll-interval must be > 0")
@@ -337,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     serve(args.socket, args.state_dir, args.namespace, docker_host=args.docker_host,
           poll_interval=args.poll_interval, image=args.image, driver_class=driver_class,
           behind_gate=args.behind_gate or bool(os.environ.get(GATE_VARIABLE)),
-          stopping=stopping)
+          require_token=args.require_token, stopping=stopping)
     sys.stdout.flush()
     sys.stderr.flush()
     # Exit now: an RPC handler that hangs (a driver bug) must not keep the process alive, and

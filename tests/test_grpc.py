@@ -134,7 +134,7 @@ def test_reference_driver_over_grpc_creates_watches_and_deletes(docker, short_tm
 # -- the adapter, through the runner ----------------------------------------------------------------
 
 SERVED = (shlex.join(SERVER) + " --socket {socket} --state-dir {state_dir} --namespace {namespace}"
-          " --poll-interval {poll}")
+          " --poll-interval {poll} --require-token")
 TESTS = Path(__file__).resolve().parent
 
 

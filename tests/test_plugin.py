@@ -583,3 +583,48 @@ def test_unloadable_driver_is_a_one_line_usage_error(pytester: pytest.Pytester, 
     assert len(errors) == 1, errors
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str()
+
+
+# -- openshell-grpc: options are checked before anything starts -------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "ERROR: --sandbox-driver=openshell-grpc: openshell-grpc needs exactly one of "
+         "--sandbox-driver-socket*"),
+    (["--sandbox-driver-cmd=drv {socket}"], "ERROR: --sandbox-driver=openshell-grpc: a driver "
+                                            "process works on a real engine*"),
+    (["--sandbox-driver-cmd=drv", "--sandbox-driver-socket=/tmp/x.sock"],
+     "ERROR: --sandbox-driver-cmd and --sandbox-driver-socket exclude each other*"),
+    (["--sandbox-driver-socket=/tmp/x.sock", "--sandbox-gate=off"],
+     "ERROR: --sandbox-driver=openshell-grpc: a driver process works on a real engine*"),
+    (["--sandbox-driver-cmd=drv", "--sandbox-poll-interval=0"],
+     "ERROR: --sandbox-poll-interval=0: give a number of seconds > 0"),
+    (["--sandbox-driver-cmd=drv", "--sandbox-step-timeout=soon"],
+     "ERROR: --sandbox-step-timeout=soon: give a number of seconds > 0"),
+    (["--sandbox-driver-cmd=drv", "--sandbox-gate=maybe"],
+     "ERROR: --sandbox-gate=maybe: use auto or off"),
+    (["--sandbox-driver-cmd=drv", "--sandbox-driver-option=colour=blue"],
+     "ERROR: --sandbox-driver=openshell-grpc: openshell-grpc: unknown option(s) colour*"),
+])
+def test_openshell_grpc_bad_options_are_usage_errors(pytester: pytest.Pytester, suite,
+                                                     args: list[str], message: str) -> None:
+    scenarios(pytester, basic=BASIC)
+    result = suite("--sandbox-driver=openshell-grpc", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_openshell_grpc_probe_needs_no_process():
+    from pytest_sandbox_conformance.adapters.grpc import probe
+
+    gated = probe({"cmd": "drv {socket}"}, "docker")
+    assert gated.capabilities == {"gpu", "restart", "list-order"} and gated.timing == "exact"
+    off = probe({"cmd": "drv", "gate": "off"}, "podman")
+    assert off.capabilities == {"gpu", "restart"} and off.timing == "approximate"
+    running = probe({"socket": "/s", "namespace": "ns"}, "docker")
+    assert running.capabilities == {"gpu"} and running.namespace == "ns"
+    with pytest.raises(ValueError, match="namespace is for a running driver"):
+        probe({"cmd": "drv", "namespace": "ns"}, "docker")
+    with pytest.raises(ValueError, match="start_timeout='x': not a number"):
+        probe({"cmd": "drv", "start_timeout": "x"}, "docker")
