@@ -50,9 +50,12 @@ classifies it: a *container-list request* is a ``GET`` whose path (query strippe
 **Held requests and their clients.** While a request is held, its handler thread waits in
 ``select`` on the client's socket and a private wake-up socket, so an abandoned request (the
 driver closed its connection, or its process died: the kernel closes its sockets) is noticed at
-once, with no polling, and recorded ``"abandoned"``. Bytes a client sends after its head while
-held are read and discarded (a GET has no body); a client that half-closes its sending side
-while held counts as gone.
+once (milliseconds), with no polling, and recorded ``"abandoned"``. Deviation from peeking
+(``MSG_PEEK``): bytes a client sends after its head while held are read and discarded (a GET has
+no body), so they cannot keep ``select`` spinning; a client that half-closes its sending side
+while held counts as gone. A release that finds its request abandoned moves on to the next held
+one. :attr:`~ObservationGate.observations` counts only answers delivered by a release (an
+engine that could not be reached, or requests released by opening the gate, do not count).
 
 **What counts as in flight.** :meth:`~ObservationGate.in_flight` counts requests being forwarded
 now, except held ones and the long-lived streams a driver may keep open in the background
@@ -60,7 +63,8 @@ now, except held ones and the long-lived streams a driver may keep open in the b
 ``stream=0``), so that :meth:`~ObservationGate.observe` can tell when the driver is quiet again.
 
 Threads: one accept thread, one daemon thread per client connection and one more per
-pass-through (client to engine). No busy loops: waits are on conditions, events and ``select``.
+pass-through (client to engine). No busy loops: waits are on conditions, events and ``select``
+(the one poll is :func:`_await_read`'s, every 2 ms for at most 0.5 s after a hijacking answer).
 """
 
 from __future__ import annotations
@@ -119,6 +123,7 @@ _DROP_FROM_LIST_ANSWER = frozenset({"content-length", "transfer-encoding", "conn
                                     "keep-alive"})
 _ORDERS = (None, "newest", "oldest")
 _SUPPORTED = ("unix:///path", "unix:/path", "tcp://host:port", "http://host:port")
+# (also ``http+unix:///path``, the Docker SDK's spelling of unix://)
 
 
 class GateError(Exception):
@@ -240,9 +245,11 @@ class _Upstream:
         self.url = url
         self.unix_path: str | None = None
         self.address: tuple[str, int] | None = None
-        if url.startswith("unix:"):
-            rest = url[len("unix:"):]
+        if url.startswith(("unix:", "http+unix:")):
+            rest = url.partition(":")[2]
             path = rest[2:] if rest.startswith("//") else rest
+            if path[:3].upper() == "%2F":  # requests-unixsocket's spelling
+                path = urllib.parse.unquote(path)
             if not path.startswith("/"):
                 raise GateError(f"the engine URL {url!r} has no absolute socket path; "
                                 f"the gate supports {', '.join(_SUPPORTED)}")
@@ -444,11 +451,12 @@ def _reorder(body: bytes, order: str | None) -> tuple[bytes, tuple[str, ...], st
 class ObservationGate:
     """A Docker Engine API proxy on a Unix socket that holds container-list requests.
 
-    ``upstream`` is the engine: ``unix:///path``, ``unix:/path``, ``tcp://host:port`` or
-    ``http://host:port`` (no TLS: ``https://``, ``ssh://``, ``npipe://`` and ``tcp://`` while
-    ``DOCKER_TLS_VERIFY`` is set raise :class:`GateError`). ``socket_path`` is where the gate
-    listens; None makes a fresh private (0700) folder with :func:`tempfile.mkdtemp` holding
-    ``gate.sock``, removed again by :meth:`close`. The socket is made 0600.
+    ``upstream`` is the engine: ``unix:///path``, ``unix:/path`` (or ``http+unix://``),
+    ``tcp://host:port`` or ``http://host:port`` (no TLS: ``https://``, ``ssh://``, ``npipe://``
+    and ``tcp://`` while ``DOCKER_TLS_VERIFY`` is set raise :class:`GateError`). ``socket_path``
+    is where the gate listens; None makes a fresh private (0700) folder with
+    :func:`tempfile.mkdtemp` holding ``gate.sock`` (made here, so :attr:`url` is known before
+    :meth:`start`), removed again by :meth:`close`. The socket is made 0600.
 
     The gate starts **open** (:attr:`holding` is False: lists are forwarded at once); call
     :meth:`set_holding` to hold them. Every method is thread-safe. Point a driver at it with
@@ -794,9 +802,9 @@ class ObservationGate:
     def _spawn(self, target: Callable[..., None], name: str, *args: object) -> threading.Thread:
         thread = threading.Thread(target=self._run_thread, args=(target, *args), name=name,
                                   daemon=True)
-        with self._lock:
+        with self._lock:  # started under the lock: close() never joins one not yet started
             self._threads.add(thread)
-        thread.start()
+            thread.start()
         return thread
 
     def _run_thread(self, target: Callable[..., None], *args: object) -> None:

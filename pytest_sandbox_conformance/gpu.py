@@ -7,7 +7,9 @@ where the image or the runtime provides it, else the ``/dev/nvidia*`` device nod
 effect (Podman's compatible API drops it silently) shows nothing there and does not count. A
 style whose container has the variable but no device node is *emulated* (CI's private dockerd
 with a stand-in hook): it counts for running GPU scenarios, and every report says "emulated".
-The ``nvidia`` runtime is looked up in the engine's runtime list.
+The ``nvidia`` runtime, where the engine lists one, is probed the same way (``--runtime nvidia``
+with ``NVIDIA_VISIBLE_DEVICES=all``): a runtime of that name that shows no device inside is
+emulated, not real.
 
 testcontainers' reaper container (Ryuk) is pulled from a registry, which these machines cannot
 reach, so the suite turns it off unless ``TESTCONTAINERS_RYUK_DISABLED`` is set explicitly; the
@@ -74,16 +76,23 @@ class GpuStyle:
         return f"{self.capability} ({'real GPU' if self.real else 'EMULATED'}: {self.evidence})"
 
 
-def _requests(docker: Any) -> dict[str, Any]:
-    return {
-        "gpu-gpus": docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]]),
-        "gpu-cdi": docker.types.DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"]),
+def _requests(docker: Any, runtimes: frozenset[str]) -> dict[str, dict[str, Any]]:
+    """Each style's container settings (``docker run`` keyword arguments, ``env`` apart)."""
+    styles: dict[str, dict[str, Any]] = {
+        "gpu-gpus": {"device_requests": [docker.types.DeviceRequest(count=-1,
+                                                                    capabilities=[["gpu"]])]},
+        "gpu-cdi": {"device_requests": [docker.types.DeviceRequest(
+            driver="cdi", device_ids=["nvidia.com/gpu=all"])]},
     }
+    if "nvidia" in runtimes:
+        styles["gpu-runtime"] = {"runtime": "nvidia", "env": {"NVIDIA_VISIBLE_DEVICES": "all"}}
+    return styles
 
 
 def _look_inside(engine: Engine, base_url: str, image: str, labels: dict[str, str],
-                 request: Any) -> tuple[bool, str] | None:
-    """Start a probe with ``request``; None when it does not start or shows no GPU inside."""
+                 request: dict[str, Any]) -> tuple[bool, str] | None:
+    """Start a probe with ``request`` (container settings); None when it does not start or
+    shows no GPU inside."""
     labels = dict(labels, **{PROBE_LABEL: secrets.token_hex(6)})
     try:
         return _run_probe(base_url, image, labels, request)
@@ -92,7 +101,7 @@ def _look_inside(engine: Engine, base_url: str, image: str, labels: dict[str, st
         engine.remove_all([c.id for c in engine.list({PROBE_LABEL: labels[PROBE_LABEL]})])
 
 
-def _run_probe(base_url: str, image: str, labels: dict[str, str], request: Any
+def _run_probe(base_url: str, image: str, labels: dict[str, str], request: dict[str, Any]
                ) -> tuple[bool, str] | None:
     from testcontainers.core.config import testcontainers_config
     from testcontainers.core.container import DockerContainer
@@ -106,8 +115,12 @@ def _run_probe(base_url: str, image: str, labels: dict[str, str], request: Any
     try:
         # The main process looks: the NVIDIA hook's variables are in its environment (set in
         # the runtime spec), not in what a later exec would inherit.
+        settings = dict(request)
+        env = settings.pop("env", {})
         probe = (DockerContainer(image, command=list(LOOK_INSIDE))
-                 .with_kwargs(device_requests=[request], network_mode="none", labels=labels))
+                 .with_kwargs(network_mode="none", labels=labels, **settings))
+        for key, value in env.items():
+            probe = probe.with_env(key, value)
     finally:
         if saved is None:
             os.environ.pop("DOCKER_HOST", None)
@@ -131,8 +144,6 @@ def probe_gpu_styles(engine: Engine, image: str, labels: dict[str, str]) -> list
     """Every GPU request style ``engine`` puts in effect (see the module docstring)."""
     found: list[GpuStyle] = []
     runtimes = getattr(engine, "runtimes", lambda: frozenset())()
-    if "nvidia" in runtimes:
-        found.append(GpuStyle("gpu-runtime", True, "the engine lists the nvidia runtime"))
     base_url = getattr(engine, "base_url", None)
     if base_url is None:
         return found
@@ -140,7 +151,7 @@ def probe_gpu_styles(engine: Engine, image: str, labels: dict[str, str]) -> list
         import docker
     except ImportError:
         return found
-    for capability, request in _requests(docker).items():
+    for capability, request in _requests(docker, runtimes).items():
         seen = _look_inside(engine, base_url, image, labels, request)
         if seen is not None:
             found.append(GpuStyle(capability, seen[0], seen[1]))

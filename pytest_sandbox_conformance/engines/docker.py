@@ -21,7 +21,7 @@ import re
 import socket
 import time
 from collections import Counter
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .base import (
     Container,
@@ -169,6 +169,14 @@ def _device_request(raw: Mapping[str, Any]) -> DeviceRequest:
         capabilities=tuple(tuple(c) for c in raw.get("Capabilities") or ()),
         options=dict(raw.get("Options") or {}),
     )
+
+
+#: How long a call waits for the engine's list to show its effect (see DockerEngine._listed_as).
+LIST_SETTLE_TIMEOUT = 2.0
+
+
+def _not_running(row: dict | None) -> bool:
+    return row is None or row.get("State") not in ("running", "restarting", "removing")
 
 
 def _primary_name(names: list[str] | None) -> str:
@@ -330,23 +338,48 @@ class DockerEngine(Engine):
     def start(self, container_id: str) -> None:
         with self._call("start"):
             self._api.start(container_id)
+        self._listed_as(container_id, lambda row: row is None or row.get("State") != "created")
 
     def stop(self, container_id: str, timeout: float = 0) -> None:
         with self._call("stop"):
             self._api.stop(container_id, timeout=max(0, math.ceil(timeout)))
+        self._listed_as(container_id, _not_running)
 
     def kill(self, container_id: str) -> None:
         with self._call("kill"):
             self._api.kill(container_id)
+        self._listed_as(container_id, _not_running)
 
     def rename(self, container_id: str, new_name: str) -> None:
         with self._call("rename"):
             self._api.rename(container_id, new_name)
+        self._listed_as(container_id,
+                        lambda row: row is None or _primary_name(row.get("Names")) == new_name)
 
     def remove(self, container_id: str, force: bool = False) -> None:
         # v=True: anonymous volumes go with the container (named volumes are never removed).
         with self._call("remove"):
             self._api.remove_container(container_id, v=True, force=force)
+        self._listed_as(container_id, lambda row: row is None)
+
+    def _listed_as(self, container_id: str, done: Callable[[dict | None], bool]) -> None:
+        """Wait (bounded) until the engine's *list* shows what a call just did.
+
+        Docker 26 answers a stop or kill before its container list says so: for a few
+        milliseconds (up to ~25 ms measured) the list still shows ``running``, while inspect
+        already shows ``exited``. The Engine interface promises that a call's effect is visible
+        to the next list (the fake's behaviour, and Docker 20.10's), so a driver polled right
+        after an external step sees the step; each call is followed by one cheap list by id,
+        repeated only while the list lags (counted as ``settle``).
+        """
+        deadline = time.monotonic() + LIST_SETTLE_TIMEOUT
+        while True:
+            with self._call("settle"):
+                rows = self._api.containers(all=True, filters={"id": container_id})
+            row = next((r for r in rows if str(r.get("Id", "")).startswith(container_id)), None)
+            if done(row) or time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
 
     def list(self, labels: LabelFilter | None = None) -> list[Container]:
         wanted = [key if value is None else f"{key}={value}"
