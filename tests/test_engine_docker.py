@@ -345,3 +345,34 @@ def test_engine_through_the_current_context(live, docker_config):
     with DockerEngine() as eng:
         assert eng.endpoint_source == "docker context 'sct-ctx'"
         assert isinstance(eng.list({RUN: uuid.uuid4().hex}), list)
+
+
+@pytest.mark.live
+def test_calls_wait_until_the_list_shows_their_effect(live, run_id, local_image, monkeypatch):
+    """Docker 26 answers a stop before its list says so: the engine waits (bounded) until the
+    list agrees, so the next client that lists (a driver's poll) sees the stop."""
+    from pytest_sandbox_conformance.engines import docker as docker_mod
+
+    cid = live.create(ContainerSpec(name=f"sct-{run_id}-lag", image=image_mod.DEFAULT_IMAGE,
+                                    labels={RUN: run_id}, command=SLEEP))
+    live.start(cid)
+    real = live._api.containers
+    stale = {"left": 3}
+
+    def lagging(*args, **kwargs):  # the next 3 lists by id still say "running"
+        rows = real(*args, **kwargs)
+        if (kwargs.get("filters") or {}).get("id") and stale["left"]:
+            stale["left"] -= 1
+            return [dict(r, State="running") for r in rows]
+        return rows
+
+    monkeypatch.setattr(live._api, "containers", lagging)
+    before = live.calls["settle"]
+    live.stop(cid)
+    assert stale["left"] == 0 and live.calls["settle"] == before + 4
+    assert [c.state for c in live.list({RUN: run_id})] == ["exited"]
+
+    stale["left"] = 10**6  # a list that never agrees: the call still returns, after the bound
+    monkeypatch.setattr(docker_mod, "LIST_SETTLE_TIMEOUT", 0.2)
+    live.start(cid)
+    live.kill(cid)
