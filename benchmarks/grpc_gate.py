@@ -55,7 +55,7 @@ def runs():
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=None, help="the Docker engine (default: DOCKER_HOST...)")
-    parser.add_argument("--poll", default="0.05", help="the served driver's poll interval")
+    parser.add_argument("--poll", default="0.01", help="the served driver's poll interval")
     parser.add_argument("--repeat", type=int, default=1, help="rounds (each times both paths)")
     args = parser.parse_args()
 

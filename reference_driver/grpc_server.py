@@ -304,8 +304,8 @@ def serve(socket_path: str | Path, state_dir: str | Path, namespace: str, *,
             finally:
                 servicer.lock.release()
         server.stop(grace=1.0).wait(5)
-        # Behind the gate an idle poll waits there for a release that will not come.
-        poller.join(timeout=0.5 if behind_gate else 5)
+        if not behind_gate:  # behind it, an idle poll waits there for a release that never comes
+            poller.join(timeout=5)
         engine.close()
         try:
             socket_path.unlink()
