@@ -379,12 +379,15 @@ def test_interrupted_run_leaves_nothing(pytester: pytest.Pytester, docker_engine
     mine: list[Container] = []
     try:
         deadline = time.monotonic() + 60
-        while not mine and proc.poll() is None and time.monotonic() < deadline:
+        # Until the driver's container runs (it is listed a moment before, as "created").
+        while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-            mine = docker_engine.list({KEYS.sandbox_name: name})
-        assert mine, f"the run's container never appeared:\n{out.read_text()}"
+            mine = [c for c in docker_engine.list({KEYS.sandbox_name: name})
+                    if c.state == "running"]
+            if mine:
+                break
+        assert mine, f"the run's container never ran:\n{out.read_text()}"
         session = mine[0].labels[SESSION_LABEL]
-        assert exists(docker_engine, mine[0].id).state == "running"
         proc.send_signal(signal.SIGINT)  # Ctrl-C, while the driver sleeps in observe()
         assert proc.wait(timeout=60) == pytest.ExitCode.INTERRUPTED, out.read_text()
         text = out.read_text()
