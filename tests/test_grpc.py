@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -369,3 +370,65 @@ def test_a_running_driver_is_tested_through_its_socket_in_its_own_namespace(dock
         proc.wait(timeout=15)
         proc.stderr.close()
         docker.remove_all((c.id for c in docker.list({TEST_LABEL: run})), force=True)
+
+
+def test_a_driver_with_only_the_required_rpcs_and_unknown_fields_is_tested(docker, short_tmp,
+                                                                             tmp_path):
+    """Optional RPCs answering UNIMPLEMENTED (ValidateSandboxCreate, GetCapabilities) are
+    tolerated, and so are fields and payloads of a newer driver that this proto does not know."""
+    from concurrent import futures
+
+    from pytest_sandbox_conformance.adapters.grpc import factory
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
+    from pytest_sandbox_conformance.runner import RunConfig, RunResult, play
+    from reference_driver import ReferenceDriver
+    from reference_driver.grpc_server import ComputeDriverServicer
+
+    class Minimal(ComputeDriverServicer):
+        ValidateSandboxCreate = pb_grpc.ComputeDriverServicer.ValidateSandboxCreate
+        GetCapabilities = pb_grpc.ComputeDriverServicer.GetCapabilities
+
+        def WatchSandboxes(self, request, context):
+            for message in super().WatchSandboxes(request, context):
+                # Field 111 (a varint) is unknown to this proto: a newer driver's addition.
+                yield pb.WatchSandboxesEvent.FromString(message.SerializeToString()
+                                                        + b"\xf8\x06\x01")
+
+    run = uuid.uuid4().hex[:8]
+    namespace = f"grpc-minimal-{run}"
+    engine = DockerEngine(docker.base_url)
+    stopping = threading.Event()
+    servicer = Minimal(ReferenceDriver(engine, short_tmp / "st", namespace=namespace), stopping)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    pb_grpc.add_ComputeDriverServicer_to_server(servicer, server)
+    sock = short_tmp / "driver.sock"
+    server.add_insecure_port(f"unix:{sock}")
+    server.start()
+    poller = threading.Thread(target=servicer.poll_forever, args=(0.1,), daemon=True)
+    poller.start()
+    options = {"socket": str(sock), "namespace": namespace, "poll_interval": "0.1",
+               "poll_margin": "0.2"}
+    adapters = []
+
+    def make(ctx):
+        adapters.append(factory(ctx))
+        return adapters[-1]
+
+    try:
+        scenario = _scenario("delete.yaml", "delete-idempotent")
+        config = RunConfig(driver=make, engine=lambda: engine, state_root=tmp_path,
+                           ordered_lists=False, cleanup_engine=True, unique_sandbox_ids=True,
+                           extra_labels={TEST_LABEL: run}, namespace=namespace,
+                           driver_options=options)
+        result = play(scenario, _pinned(scenario, "every-step"), config)
+        assert isinstance(result, RunResult)
+        assert adapters[0].name == "openshell-grpc"  # no GetCapabilities: the default name
+        timeline = result.timeline.render()
+        assert "grpc ValidateSandboxCreate -> UNIMPLEMENTED" in timeline
+        assert "grpc CreateSandbox -> OK" in timeline
+    finally:
+        stopping.set()
+        server.stop(grace=0.5).wait(5)
+        poller.join(timeout=5)
+        engine.remove_all((c.id for c in engine.list({TEST_LABEL: run})), force=True)
+        engine.close()
