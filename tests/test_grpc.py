@@ -432,3 +432,45 @@ def test_a_driver_with_only_the_required_rpcs_and_unknown_fields_is_tested(docke
         poller.join(timeout=5)
         engine.remove_all((c.id for c in engine.list({TEST_LABEL: run})), force=True)
         engine.close()
+
+
+def test_a_killed_suite_leaves_no_driver_process_behind(docker, tmp_path):
+    """The suite started the driver; if the suite is SIGKILLed (no cleanup runs), the driver
+    still goes (Linux: PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    script = tmp_path / "suite.py"
+    script.write_text(f"""
+import sys, time
+from pathlib import Path
+from pytest_sandbox_conformance.adapters.base import DriverContext
+from pytest_sandbox_conformance.adapters.grpc import factory
+from pytest_sandbox_conformance.engines.docker import DockerEngine
+cmd = {SERVED.replace("{poll}", "0.05")!r}
+ctx = DriverContext(DockerEngine({docker.base_url!r}), Path({str(tmp_path)!r}), "pdeath-test",
+                    "sbx-busybox:local", {{"cmd": cmd, "poll_interval": "0.05"}})
+adapter = factory(ctx)
+print(adapter._proc.pid, flush=True)
+time.sleep(120)
+""")
+    suite = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                             text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        driver_pid = int(suite.stdout.readline())
+        os.kill(driver_pid, 0)  # the driver runs
+        suite.kill()
+        suite.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(driver_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(driver_pid, signal.SIGKILL)
+            pytest.fail("the driver outlived the killed suite")
+    finally:
+        if suite.poll() is None:
+            suite.kill()
+        suite.stdout.close()

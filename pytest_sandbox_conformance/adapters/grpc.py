@@ -192,7 +192,7 @@ class GrpcAdapter(DriverAdapter):
             try:
                 self._proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                               stdout=log, stderr=log, start_new_session=True,
-                                              preexec_fn=_die_with_parent)
+                                              preexec_fn=_DIE_WITH_PARENT)
             except OSError as exc:
                 raise DriverProcessError(f"cannot start the driver ({shlex.join(command)}): "
                                          f"{exc}") from None
@@ -556,16 +556,24 @@ class GrpcAdapter(DriverAdapter):
             self._tmp = None
 
 
-def _die_with_parent() -> None:
-    """In the driver's process, before it runs: on Linux, be sent SIGTERM if the suite dies
-    (a SIGKILLed pytest must not leave drivers behind; Ctrl-C is handled by ``close()``)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a function for the driver's process to run before it starts: be sent SIGTERM
+    if the suite dies (a SIGKILLed pytest must not leave drivers behind; Ctrl-C is handled by
+    ``close()``). Resolved here, in the parent: the child, forked from a process with threads,
+    must run as little Python as possible (no imports)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
 
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    term = int(signal.SIGTERM)
+    return lambda: prctl(1, term)  # PR_SET_PDEATHSIG
+
+
+_DIE_WITH_PARENT = _parent_death_signal()
 
 
 def _check_options(socket: str | None, cmd: str | None, gate: str) -> None:
