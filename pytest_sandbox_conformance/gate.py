@@ -344,10 +344,14 @@ class _Request:
             with contextlib.suppress(OSError):
                 self.wake_w.send(b"x")
 
+    def _connection_tokens(self) -> set[str]:
+        """The headers the client's ``Connection`` header names (hop-by-hop, per RFC 9110)."""
+        return {h.strip().lower() for name, value in self.headers
+                if name.lower() == "connection" for h in value.split(",")}
+
     def forwarded_head(self) -> bytes:
         """The request head for the engine, hop-by-hop headers rewritten."""
-        named = {h.strip().lower() for name, value in self.headers
-                 if name.lower() == "connection" for h in value.split(",")}
+        named = self._connection_tokens()
         upgrade = next((v for n, v in self.headers if n.lower() == "upgrade"), None)
         wants_upgrade = "upgrade" in named and upgrade is not None
         lines = [f"{self.method} {self.target} {self.version}"]
@@ -368,8 +372,7 @@ class _Request:
 
     def list_headers(self) -> list[tuple[str, str]]:
         """The client's headers for a buffered list request (hop-by-hop ones dropped)."""
-        named = {h.strip().lower() for name, value in self.headers
-                 if name.lower() == "connection" for h in value.split(",")}
+        named = self._connection_tokens()
         kept = [(n, v) for n, v in self.headers
                 if n.lower() not in _HOP_BY_HOP and n.lower() not in named]
         if not any(n.lower() == "host" for n, _ in kept):
@@ -1039,15 +1042,18 @@ class ObservationGate:
             reason = f"timed out ({reason})"
         return f"observation gate: cannot reach the engine at {self.upstream}: {reason}"
 
+    def _bad_gateway(self, req: _Request, error: str) -> None:
+        """Answer 502 with ``error`` (if the client is still there) and record it."""
+        sent = _send(req.conn, _json_answer(502, "Bad Gateway", error))
+        self._finish(req, "error", 502 if sent else None, error, 0.0)
+
     def _pass_through(self, req: _Request) -> None:
         """Pipe the request to a new engine connection and everything back, until it closes."""
         try:
             upstream = self._upstream.connect(CONNECT_TIMEOUT)
             upstream.settimeout(None)
         except OSError as exc:
-            error = self._unreachable(exc)
-            sent = _send(req.conn, _json_answer(502, "Bad Gateway", error))
-            self._finish(req, "error", 502 if sent else None, error, 0.0)
+            self._bad_gateway(req, self._unreachable(exc))
             self._linger(req.conn)
             return
         with self._cond:
@@ -1071,9 +1077,7 @@ class ObservationGate:
             try:
                 upstream.sendall(req.forwarded_head() + req.extra)
             except OSError as exc:
-                error = self._unreachable(exc)
-                status = 502 if _send(req.conn, _json_answer(502, "Bad Gateway", error)) else None
-                self._finish(req, "error", status, error, 0.0)
+                self._bad_gateway(req, self._unreachable(exc))
                 return
             pump = self._spawn(_pump, "sbx-gate-pump", req.conn, upstream)
             parse = b""
@@ -1103,10 +1107,8 @@ class ObservationGate:
                     note = (note + "; " if note else "") + "the client went away"
                     break
             if not got_any:
-                error = (f"observation gate: the engine at {self.upstream} closed the "
-                         f"connection without answering")
-                status = 502 if _send(req.conn, _json_answer(502, "Bad Gateway", error)) else None
-                self._finish(req, "error", status, error, 0.0)
+                self._bad_gateway(req, f"observation gate: the engine at {self.upstream} "
+                                       "closed the connection without answering")
                 return
             _shutdown(req.conn, socket.SHUT_WR)
             self._finish(req, "passed", status, note, 0.0)

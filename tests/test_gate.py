@@ -415,11 +415,17 @@ def test_opening_the_gate_releases_held_requests_in_order_without_reordering(stu
     assert request(gate)[0] == 200  # open: at once
 
 
-def test_an_abandoned_held_request_is_dropped_at_once(gate):
-    gate.set_holding(True)
+def raw_get(gate, target: str) -> socket.socket:
+    """A client that sent ``GET target`` on its own socket and reads nothing (yet)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(gate.socket_path))
-    sock.sendall(f"GET {LIST} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+    return sock
+
+
+def test_an_abandoned_held_request_is_dropped_at_once(gate):
+    gate.set_holding(True)
+    sock = raw_get(gate, LIST)
     assert gate.wait_held(2)
     closed = time.monotonic()
     sock.close()
@@ -435,9 +441,7 @@ def test_an_abandoned_held_request_is_dropped_at_once(gate):
 
 def test_release_skips_a_request_abandoned_in_the_meantime(gate):
     gate.set_holding(True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(str(gate.socket_path))
-    sock.sendall(f"GET {LIST}?gone=1 HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+    sock = raw_get(gate, LIST + "?gone=1")
     assert gate.wait_held(2)
     client = hold(gate, LIST + "?stays=1")
     sock.close()

@@ -253,17 +253,22 @@ def _driver_failure(outcome, *needles):
     return text
 
 
-def test_a_socket_that_does_not_exist_fails_at_once(play_grpc, short_tmp):
+def _play_faulty(play_grpc, **options):
+    """delete-idempotent under every-step with a faulty driver: (outcome, seconds)."""
     scenario = _scenario("delete.yaml", "delete-idempotent")
-    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"), cmd="None",
+    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"), **options)
+    return outcome, took
+
+
+def test_a_socket_that_does_not_exist_fails_at_once(play_grpc, short_tmp):
+    outcome, took = _play_faulty(play_grpc, cmd="None",
                                  socket=str(short_tmp / "nothing.sock"))
     _driver_failure(outcome, "no such socket", "nothing.sock")
     assert took < 5
 
 
 def test_a_driver_that_never_opens_its_socket_fails_within_the_start_timeout(play_grpc):
-    scenario = _scenario("delete.yaml", "delete-idempotent")
-    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+    outcome, took = _play_faulty(play_grpc,
                                  cmd="sh -c 'echo starting but never serving >&2; sleep 60'",
                                  start_timeout=2)
     _driver_failure(outcome, "no socket at", "starting but never serving")
@@ -271,16 +276,14 @@ def test_a_driver_that_never_opens_its_socket_fails_within_the_start_timeout(pla
 
 
 def test_a_driver_that_exits_at_start_fails_with_its_status_and_output(play_grpc):
-    scenario = _scenario("delete.yaml", "delete-idempotent")
-    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+    outcome, took = _play_faulty(play_grpc,
                                  extra_cmd=" --driver no_such_module:Nothing")
     _driver_failure(outcome, "exited with status", "no_such_module")
     assert took < 10
 
 
 def test_a_driver_that_crashes_mid_scenario_fails_with_its_output(play_grpc):
-    scenario = _scenario("delete.yaml", "delete-idempotent")
-    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+    outcome, took = _play_faulty(play_grpc,
                                  extra_cmd=" --driver grpc_faults:CrashesOnDelete",
                                  step_timeout=3)
     text = _driver_failure(outcome, "exited with status 3", "dying on purpose in delete")
@@ -289,8 +292,7 @@ def test_a_driver_that_crashes_mid_scenario_fails_with_its_output(play_grpc):
 
 
 def test_a_driver_that_hangs_fails_within_the_step_timeout(play_grpc):
-    scenario = _scenario("delete.yaml", "delete-idempotent")
-    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+    outcome, took = _play_faulty(play_grpc,
                                  extra_cmd=" --driver grpc_faults:HangsOnCreate", step_timeout=2)
     _driver_failure(outcome, "CreateSandbox did not answer within the step timeout (2.0s)",
                     "hanging on purpose in create")
@@ -298,16 +300,14 @@ def test_a_driver_that_hangs_fails_within_the_step_timeout(play_grpc):
 
 
 def test_an_unexpected_error_code_fails_the_scenario(play_grpc):
-    scenario = _scenario("delete.yaml", "delete-idempotent")
-    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"),
+    outcome, took = _play_faulty(play_grpc,
                                  extra_cmd=" --driver grpc_faults:FailsCreate", step_timeout=3)
     _driver_failure(outcome, "CreateSandbox failed: UNKNOWN")
     assert took < 15
 
 
 def test_a_driver_that_never_polls_behind_the_gate_fails_clearly(play_grpc):
-    scenario = _scenario("delete.yaml", "delete-idempotent")
-    outcome, _, took = play_grpc(scenario, _pinned(scenario, "every-step"), server_poll="1000",
+    outcome, took = _play_faulty(play_grpc, server_poll="1000",
                                  step_timeout=1)
     _driver_failure(outcome, "made no container-list request", "DOCKER_HOST")
     assert took < 10

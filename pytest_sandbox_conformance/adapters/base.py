@@ -33,7 +33,6 @@ __all__ = [
     "DriverProbe",
     "DriverUnavailable",
     "ENTRY_POINT_GROUP",
-    "TIMINGS",
     "load_factory",
 ]
 
@@ -43,10 +42,6 @@ ENTRY_POINT_GROUP = "sandbox_conformance.drivers"
 #: from either: an adapter that declares it is given each observation's list order).
 ADAPTER_CAPABILITIES = frozenset({"restart", "journal-faults", "gpu", "list-order"})
 
-#: How observations are placed: ``exact`` (the suite decides when the driver polls: in-process,
-#: or through the observation gate) or ``approximate`` (the suite waits on the driver's own clock).
-TIMINGS = ("exact", "approximate")
-
 
 @dataclass(frozen=True)
 class DriverProbe:
@@ -54,6 +49,8 @@ class DriverProbe:
 
     capabilities: frozenset[str]
     name: str
+    #: ``exact`` (the suite decides when the driver polls: in-process, or through the observation
+    #: gate) or ``approximate`` (the suite waits on the driver's own clock).
     timing: str = "exact"
     #: The one namespace a driver that is already running works in (None: the suite gives each
     #: run a fresh one). Runs then go one at a time.

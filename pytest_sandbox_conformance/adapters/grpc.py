@@ -40,6 +40,7 @@ process that died, an RPC that failed or timed out, or a stream that broke raise
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import secrets
@@ -351,10 +352,7 @@ class GrpcAdapter(DriverAdapter):
         rpc = getattr(self.stub, name)
         started = time.monotonic()
         try:
-            if self.gate is not None:
-                with self.gate.during(name):
-                    reply = rpc(request, timeout=self.step_timeout)
-            else:
+            with self._during(name):
                 reply = rpc(request, timeout=self.step_timeout)
         except grpc.RpcError as exc:
             self._note(f"grpc {name} -> {exc.code().name}: {exc.details()} "
@@ -403,6 +401,10 @@ class GrpcAdapter(DriverAdapter):
                     return
                 self._cond.wait(left)
 
+    def _during(self, label: str) -> contextlib.AbstractContextManager[None]:
+        """Behind the gate: lists the driver makes meanwhile serve ``label``, not a poll."""
+        return self.gate.during(label) if self.gate is not None else contextlib.nullcontext()
+
     def _note(self, line: str, at: float | None = None) -> None:
         with self._cond:
             self._notes.append((time.monotonic() if at is None else at, line))
@@ -425,10 +427,7 @@ class GrpcAdapter(DriverAdapter):
         # CreateSandbox may accept and provision in the background: wait (bounded) until the
         # stream reports an instance, so the suite sees the container it made. Lists made
         # meanwhile serve the create, not a poll.
-        if self.gate is not None:
-            with self.gate.during("CreateSandbox (provisioning)"):
-                self._wait_for(self._has_instance(spec.id), self.step_timeout)
-        else:
+        with self._during("CreateSandbox (provisioning)"):
             self._wait_for(self._has_instance(spec.id), self.step_timeout)
         self._raise_if_broken()
         self._wait_quiet()
