@@ -990,12 +990,16 @@ class ObservationGate:
                 sent = _send(req.conn, answer)
                 self._finish(req, "error", 502 if sent else None, error, held_s)
                 return
+            with self._lock:
+                # Arrivals from now on came after the answer went out. Taken before sending: the
+                # driver's next poll may arrive before this thread runs again after the send.
+                seq_before_answer = self._seq
             if not _send(req.conn, answer):
                 self._finish(req, "abandoned", None, f"{note} not delivered", held_s)
                 return
             _shutdown(req.conn, socket.SHUT_WR)
             with self._lock:
-                req.seq_at_done = self._seq  # later arrivals came after the client had it
+                req.seq_at_done = seq_before_answer
                 if disposition == "released" and note.startswith("observation"):
                     self._observations += 1
             self._finish(req, disposition, status, note + (f", {extra_note}" if extra_note

@@ -365,6 +365,17 @@ def test_a_running_driver_is_tested_through_its_socket_in_its_own_namespace(dock
             result = play(scenario, _pinned(scenario, "every-step"), config)
             assert isinstance(result, RunResult)
         assert proc.poll() is None, "the suite never stops a driver it did not start"
+        from pytest_sandbox_conformance.adapters.base import DriverContext
+
+        adapter = factory(DriverContext(DockerEngine(docker.base_url), tmp_path, namespace,
+                                        "sbx-busybox:local", options))
+        try:
+            started = time.monotonic()
+            assert adapter.get_sandbox("no-such-sandbox") is None  # NOT_FOUND is an answer
+            assert time.monotonic() - started < 0.5
+            assert adapter.list_sandboxes() is not None
+        finally:
+            adapter.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)

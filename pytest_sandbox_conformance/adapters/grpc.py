@@ -346,9 +346,9 @@ class GrpcAdapter(DriverAdapter):
 
     # -- RPCs ----------------------------------------------------------------------------------
 
-    def _call(self, name: str, request: Any, optional: bool = False) -> Any:
-        """One RPC with the step deadline; a failure says what the driver was doing. An optional
-        RPC's UNIMPLEMENTED is raised as is (see :meth:`_optional`)."""
+    def _call(self, name: str, request: Any, answers: tuple[grpc.StatusCode, ...] = ()) -> Any:
+        """One RPC with the step deadline; a failure says what the driver was doing. Codes in
+        ``answers`` are answers, not failures: raised as the RpcError they are."""
         rpc = getattr(self.stub, name)
         started = time.monotonic()
         try:
@@ -357,7 +357,7 @@ class GrpcAdapter(DriverAdapter):
         except grpc.RpcError as exc:
             self._note(f"grpc {name} -> {exc.code().name}: {exc.details()} "
                        f"({time.monotonic() - started:.2f}s)", at=started)
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED and optional:
+            if exc.code() in answers:
                 raise
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 held = (f"; its poll was held at the observation gate meanwhile, so a driver "
@@ -370,14 +370,14 @@ class GrpcAdapter(DriverAdapter):
         self._note(f"grpc {name} -> OK ({time.monotonic() - started:.2f}s)", at=started)
         return reply
 
-    def _optional(self, name: str, request: Any) -> Any:
-        """An optional RPC: ``None`` where the driver answers UNIMPLEMENTED."""
+    def _optional(self, name: str, request: Any,
+                  none_for: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNIMPLEMENTED,)) -> Any:
+        """An optional RPC: ``None`` where the driver answers UNIMPLEMENTED (or a code of
+        ``none_for``)."""
         try:
-            return self._call(name, request, optional=True)
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                return None
-            raise
+            return self._call(name, request, answers=none_for)
+        except grpc.RpcError:
+            return None
 
     def _wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -484,13 +484,9 @@ class GrpcAdapter(DriverAdapter):
 
     def get_sandbox(self, sandbox_id: str, name: str = "") -> Snapshot | None:
         """``GetSandbox`` (None where the driver does not know the sandbox or lacks the RPC)."""
-        try:
-            reply = self._optional("GetSandbox",
-                                   pb.GetSandboxRequest(sandbox_id=sandbox_id, sandbox_name=name))
-        except DriverProcessError as exc:
-            if "NOT_FOUND" in str(exc):
-                return None
-            raise
+        reply = self._optional("GetSandbox",
+                               pb.GetSandboxRequest(sandbox_id=sandbox_id, sandbox_name=name),
+                               none_for=(grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND))
         return snapshot_from_pb(reply.sandbox, self.ctx.namespace) if reply else None
 
     def list_sandboxes(self) -> list[Snapshot] | None:
