@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 
 from _pytest_run import time_pytest
-from pytest_sandbox_conformance.collect import catalog_dir, scenario_files
+from pytest_sandbox_conformance.plugin.collect import catalog_dir, scenario_files
 from pytest_sandbox_conformance.scenario.loader import load_paths
-from pytest_sandbox_conformance.schedule import exhaustive_count, pinned
+from pytest_sandbox_conformance.exploration.schedule import exhaustive_count, pinned
 
 
 def run(driver: str, workers: int) -> float:

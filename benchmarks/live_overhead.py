@@ -16,12 +16,12 @@ import time
 
 from _pytest_run import time_pytest
 from pytest_sandbox_conformance.adapters.reference import factory
-from pytest_sandbox_conformance.collect import catalog_dir, scenario_files
+from pytest_sandbox_conformance.plugin.collect import catalog_dir, scenario_files
 from pytest_sandbox_conformance.engines.image import ensure_image
 from pytest_sandbox_conformance.live import LiveSession, open_engine
-from pytest_sandbox_conformance.runner import RunConfig, play
+from pytest_sandbox_conformance.run.runner import RunConfig, play
 from pytest_sandbox_conformance.scenario.loader import load_paths
-from pytest_sandbox_conformance.schedule import pinned
+from pytest_sandbox_conformance.exploration.schedule import pinned
 from reference_driver.naming import LabelKeys
 
 #: What a real engine offers (GPU styles depend on the engine; leave them out here).

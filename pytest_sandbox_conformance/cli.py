@@ -19,7 +19,7 @@ from typing import Sequence
 
 from .scenario import SCENARIO_SCHEMA, STEP_SCHEMAS, ScenarioError
 from .scenario.loader import load_paths
-from .schedule import exhaustive_count, pinned
+from .exploration.schedule import exhaustive_count, pinned
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ def _lint(paths: Sequence[str]) -> int:
 
 def _list(paths: Sequence[str]) -> int:
     if not paths:
-        from .collect import catalog_dir
+        from .plugin.collect import catalog_dir
 
         paths = [str(catalog_dir())]
     files, errors = _files(paths)

@@ -2,7 +2,7 @@
 
 * :class:`Harness` holds one :class:`~pytest_sandbox_conformance.engines.fake.FakeEngine`, one
   :class:`~reference_driver.ReferenceDriver` over a journal folder, one watcher on it and one
-  :class:`~pytest_sandbox_conformance.gateway.Gateway` that consumes everything the driver reports.
+  :class:`~pytest_sandbox_conformance.run.gateway.Gateway` that consumes everything the driver reports.
   ``observe()`` is one poll followed by feeding the gateway; ``restart()`` swaps in a driver
   restored from the same journal (as after a process restart) and a new watcher on it.
 * :class:`Story` is the suite acting as *another engine client*: the NemoClaw GPU handoff's steps
@@ -28,7 +28,7 @@ from pytest_sandbox_conformance.api import (
 )
 from pytest_sandbox_conformance.engines.base import Container, ContainerSpec, DeviceRequest
 from pytest_sandbox_conformance.engines.fake import FakeEngine, ListOrder, order_first
-from pytest_sandbox_conformance.gateway import DurableState, Gateway
+from pytest_sandbox_conformance.run.gateway import DurableState, Gateway
 from reference_driver import ReferenceDriver
 from reference_driver.naming import LabelKeys, backup_name, canonical_name
 from reference_driver.state import Record

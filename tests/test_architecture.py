@@ -112,8 +112,11 @@ def python_files(folder: Path) -> list[Path]:
 
 DRIVER_FILES = python_files(DRIVER)
 ENGINE_FILES = python_files(ENGINES)
-PURE_FILES = [PACKAGE / "api.py", PACKAGE / "gateway.py", ENGINES / "base.py",
-              ENGINES / "fake.py", *DRIVER_FILES]
+#: Parsing scenarios, exploring schedules and the run's model do no I/O beyond reading a file and
+#: import neither pytest nor docker.
+PURE_FILES = [PACKAGE / "api.py", ENGINES / "base.py", ENGINES / "fake.py", *DRIVER_FILES,
+              *python_files(PACKAGE / "scenario"), *python_files(PACKAGE / "exploration"),
+              *python_files(PACKAGE / "run")]
 
 
 def _rel(path: Path) -> str:
@@ -144,7 +147,7 @@ def test_the_import_reader_resolves_and_catches_what_it_must():
     ]
     assert [name for _, name in imports_of("from . import x", "pkg", is_package=True)] == ["pkg.x"]
     assert not _allowed_for_driver("pytest_sandbox_conformance.engines.fake.FakeEngine")
-    assert not _allowed_for_driver("pytest_sandbox_conformance.gateway")
+    assert not _allowed_for_driver("pytest_sandbox_conformance.run.gateway")
     assert not _allowed_for_driver("pytest_sandbox_conformance.apifoo")
     assert not _allowed_for_driver("docker")
     assert _allowed_for_driver("pytest_sandbox_conformance.engines.base.Container")
@@ -187,14 +190,60 @@ def test_pure_parts_import_neither_pytest_nor_docker(path):
 
 
 #: Modules that must run wherever the suite runs, on the standard library alone.
-STDLIB_ONLY_FILES = [PACKAGE / "gate.py"]
+STDLIB_ONLY_FILES = python_files(PACKAGE / "gate")
 
 
 @pytest.mark.parametrize("path", STDLIB_ONLY_FILES, ids=_rel)
 def test_the_observation_gate_imports_only_the_standard_library(path):
     bad = [f"{_rel(path)}:{line}: {name}" for line, name in file_imports(path)
-           if top(name) not in STDLIB]
+           if top(name) not in STDLIB and not name.startswith("pytest_sandbox_conformance.gate.")]
     assert not bad, "the observation gate may import only the standard library:\n" + "\n".join(bad)
+
+
+#: The package's folders, each allowed to import only the ones listed (and itself): dependencies
+#: run one way, from the pytest face at the top down to the data types.
+LAYERS = {
+    "api": set(),
+    "engines": {"api"},
+    "scenario": set(),
+    "exploration": {"scenario"},
+    "gate": set(),
+    "grpc": set(),
+    "live": {"engines"},
+    "adapters": {"api", "engines", "gate", "grpc"},
+    "run": {"api", "engines", "scenario", "exploration", "adapters", "live"},
+    "reports": {"run", "scenario", "exploration"},
+    "plugin": {"api", "engines", "scenario", "exploration", "adapters", "live", "run", "reports",
+               "gate"},
+    "cli": {"scenario", "exploration", "engines", "plugin", "reports"},
+}
+
+
+def _part(path: Path) -> str:
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    return rel.parts[0]
+
+
+@pytest.mark.parametrize("path", [p for p in python_files(PACKAGE) if p.parent != PACKAGE
+                                  or p.stem in LAYERS], ids=_rel)
+def test_dependencies_run_one_way(path):
+    part = _part(path)
+    allowed = LAYERS[part] | {part, "__version__"}
+    bad = []
+    for line, name in file_imports(path):
+        parts = name.split(".")
+        if parts[0] != "pytest_sandbox_conformance" or len(parts) < 2:
+            continue
+        if parts[1] not in allowed:
+            bad.append(f"{_rel(path)}:{line}: {name}")
+    assert not bad, (f"{part}/ may import only {sorted(LAYERS[part])} of the package "
+                     "(docs/architecture.md, the dependency rule):\n" + "\n".join(bad))
+
+
+def test_only_the_pytest_face_imports_pytest():
+    bad = [f"{_rel(p)}:{line}: {name}" for p in python_files(PACKAGE) if _part(p) != "plugin"
+           for line, name in file_imports(p) if top(name) in ("pytest", "_pytest")]
+    assert not bad, "only plugin/ may import pytest:\n" + "\n".join(bad)
 
 
 # -- requirement IDs ------------------------------------------------------------------------------

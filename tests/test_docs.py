@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # so that ``python tests/test_docs.py`` finds the package
     sys.path.insert(0, str(ROOT))
 
-from pytest_sandbox_conformance.options import OPTIONS  # noqa: E402
+from pytest_sandbox_conformance.plugin.options import OPTIONS  # noqa: E402
 from pytest_sandbox_conformance.scenario.loader import load_paths  # noqa: E402
 from pytest_sandbox_conformance.scenario.schema import (  # noqa: E402
     CAPABILITIES,
@@ -39,7 +39,7 @@ from pytest_sandbox_conformance.scenario.schema import (  # noqa: E402
     STEP_SCHEMAS,
     WARNING_REASONS,
 )
-from pytest_sandbox_conformance.schedule import exhaustive_count, pinned  # noqa: E402
+from pytest_sandbox_conformance.exploration.schedule import exhaustive_count, pinned  # noqa: E402
 
 DOCS = ROOT / "docs"
 CATALOG = ROOT / "scenarios"

@@ -1,4 +1,4 @@
-"""The observation gate (``pytest_sandbox_conformance/gate.py``).
+"""The observation gate (``pytest_sandbox_conformance/gate/proxy.py``).
 
 The first part runs the gate in front of a stub engine: a small threaded HTTP server on a Unix
 socket in ``tmp_path`` that serves ``/v1.41/containers/json`` from a list the test controls, a
@@ -761,7 +761,7 @@ def test_drain_log_and_describe(stub, gate):
 
 
 def test_the_log_keeps_the_last_ten_thousand(gate):
-    from pytest_sandbox_conformance import gate as gate_module
+    from pytest_sandbox_conformance.gate import proxy as gate_module
 
     assert gate_module.LOG_LIMIT == 10_000
     with gate._lock:  # noqa: SLF001 - filling the log directly is what makes this test fast

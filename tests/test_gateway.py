@@ -15,7 +15,7 @@ from pytest_sandbox_conformance.api import (
     SnapshotEvent,
     phase_of,
 )
-from pytest_sandbox_conformance.gateway import (
+from pytest_sandbox_conformance.run.gateway import (
     PROMOTABLE_REASONS,
     DurableState,
     Gateway,

@@ -146,7 +146,7 @@ def _scenario(file: str, scenario_id: str):
 
 
 def _pinned(scenario, name: str):
-    from pytest_sandbox_conformance.schedule import pinned
+    from pytest_sandbox_conformance.exploration.schedule import pinned
 
     return next(p for p in pinned(scenario) if p.name == name)
 
@@ -157,7 +157,7 @@ def play_grpc(docker, tmp_path, monkeypatch):
     (result or the ConformanceFailure raised, the adapter, seconds taken)."""
     from pytest_sandbox_conformance.adapters.grpc import factory
     from pytest_sandbox_conformance.engines.docker import DockerEngine
-    from pytest_sandbox_conformance.runner import ConformanceFailure, RunConfig, play
+    from pytest_sandbox_conformance.run.runner import ConformanceFailure, RunConfig, play
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(ROOT)]))
     run = uuid.uuid4().hex[:8]
@@ -189,7 +189,7 @@ def play_grpc(docker, tmp_path, monkeypatch):
 
 
 def test_gated_adapter_observes_exactly_once_per_scheduled_observation(play_grpc):
-    from pytest_sandbox_conformance.runner import RunResult
+    from pytest_sandbox_conformance.run.runner import RunResult
 
     scenario = _scenario("delete.yaml", "delete-idempotent")
     result, adapter, _ = play_grpc(scenario, _pinned(scenario, "every-step"))
@@ -205,7 +205,7 @@ def test_gated_adapter_observes_exactly_once_per_scheduled_observation(play_grpc
 
 @pytest.mark.parametrize("name", ["copy-listed-first", "copy-listed-last"])
 def test_gated_adapter_makes_list_orders_exact(play_grpc, name):
-    from pytest_sandbox_conformance.runner import RunResult
+    from pytest_sandbox_conformance.run.runner import RunResult
 
     scenario = _scenario("copied-labels.yaml", "copied-labels-running-copy")
     schedule = _pinned(scenario, name)
@@ -217,7 +217,7 @@ def test_gated_adapter_makes_list_orders_exact(play_grpc, name):
 
 
 def test_gated_adapter_restarts_the_driver_process(play_grpc):
-    from pytest_sandbox_conformance.runner import RunResult
+    from pytest_sandbox_conformance.run.runner import RunResult
 
     scenario = _scenario("restart.yaml", "restart-mid-intent")
     result, adapter, _ = play_grpc(scenario, _pinned(scenario,
@@ -228,7 +228,7 @@ def test_gated_adapter_restarts_the_driver_process(play_grpc):
 
 
 def test_wall_clock_mode_is_timing_approximate(play_grpc):
-    from pytest_sandbox_conformance.runner import RunResult
+    from pytest_sandbox_conformance.run.runner import RunResult
 
     scenario = _scenario("delete.yaml", "delete-idempotent")
     result, adapter, _ = play_grpc(scenario, _pinned(scenario, "every-step"), poll="0.2",
@@ -243,7 +243,7 @@ def test_wall_clock_mode_is_timing_approximate(play_grpc):
 
 
 def _driver_failure(outcome, *needles):
-    from pytest_sandbox_conformance.runner import ConformanceFailure
+    from pytest_sandbox_conformance.run.runner import ConformanceFailure
 
     assert isinstance(outcome, ConformanceFailure), outcome
     assert outcome.failures[0].check == "driver" and not outcome.requirements
@@ -340,7 +340,7 @@ def test_a_running_driver_is_tested_through_its_socket_in_its_own_namespace(dock
     and every run uses the driver's one namespace."""
     from pytest_sandbox_conformance.adapters.grpc import factory, probe
     from pytest_sandbox_conformance.engines.docker import DockerEngine
-    from pytest_sandbox_conformance.runner import RunConfig, RunResult, play
+    from pytest_sandbox_conformance.run.runner import RunConfig, RunResult, play
 
     run = uuid.uuid4().hex[:8]
     namespace = f"grpc-socket-{run}"
@@ -391,7 +391,7 @@ def test_a_driver_with_only_the_required_rpcs_and_unknown_fields_is_tested(docke
 
     from pytest_sandbox_conformance.adapters.grpc import factory
     from pytest_sandbox_conformance.engines.docker import DockerEngine
-    from pytest_sandbox_conformance.runner import RunConfig, RunResult, play
+    from pytest_sandbox_conformance.run.runner import RunConfig, RunResult, play
     from reference_driver import ReferenceDriver
     from reference_driver.grpc_server import ComputeDriverServicer
 

@@ -1,6 +1,6 @@
 """Live mode, end to end: the suite on real containers (``--sandbox-engine=docker``).
 
-What a live run promises (``pytest_sandbox_conformance/live.py``, ``docs/ci.md``): it touches only
+What a live run promises (``pytest_sandbox_conformance/live/session.py``, ``docs/ci.md``): it touches only
 the containers it created, leaves nothing behind (pass, failure or Ctrl-C) unless
 ``--sandbox-keep``, sweeps only the leftovers of dead sessions of this machine, and parallel
 workers never see each other's containers.

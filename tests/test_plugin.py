@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sandbox_conformance.options import OPTIONS
+from pytest_sandbox_conformance.plugin.options import OPTIONS
 
 TESTS = Path(__file__).resolve().parent
 #: Every inner run: load the plugin by its entry-point name; leave Hypothesis's plugin out (it

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from pytest_sandbox_conformance.adapters.reference import factory
-from pytest_sandbox_conformance.collect import catalog_dir
+from pytest_sandbox_conformance.plugin.collect import catalog_dir
 from pytest_sandbox_conformance.engines.fake import FakeEngine
-from pytest_sandbox_conformance.runner import ConformanceFailure, RunConfig, play
+from pytest_sandbox_conformance.run.runner import ConformanceFailure, RunConfig, play
 from pytest_sandbox_conformance.scenario import load_file
-from pytest_sandbox_conformance.schedule import pinned
+from pytest_sandbox_conformance.exploration.schedule import pinned
 
 
 class DroppingEngine(FakeEngine):
@@ -43,7 +43,7 @@ def test_a_dropped_gpu_request_fails_own_19(tmp_path) -> None:
 
 def test_gpu_seen_inside_reads_nvidia_smi_devices_and_the_hook_variable() -> None:
     # OWN-19: what the live check accepts as "the GPU request is in effect" inside a container.
-    from pytest_sandbox_conformance.gpu import gpu_seen_inside
+    from pytest_sandbox_conformance.live.gpu import gpu_seen_inside
 
     assert gpu_seen_inside("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\n")
     assert gpu_seen_inside("device /dev/nvidia0\n")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from .api import (
+from ..api import (
     DeletedEvent,
     Event,
     PlatformEvent,

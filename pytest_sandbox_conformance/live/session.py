@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engines.base import Container, Engine, EngineError
+from ..engines.base import Container, Engine, EngineError
 
 __all__ = ["SESSION_LABEL", "LiveSession", "SweepResult", "default_lock_dir"]
 
@@ -159,7 +159,7 @@ PODMAN_SOCKET = "unix:///run/podman/podman.sock"
 def open_engine(kind: str, url: str | None) -> Engine:
     """A real engine: ``docker`` (``url`` or DOCKER_HOST/context/default) or ``podman``
     (``url``, else ``CONTAINER_HOST``, else the rootful Podman API socket)."""
-    from .engines.docker import DockerEngine
+    from ..engines.docker import DockerEngine
 
     if kind == "podman" and url is None:
         url = os.environ.get("CONTAINER_HOST") or PODMAN_SOCKET

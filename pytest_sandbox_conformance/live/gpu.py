@@ -24,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from .engines.base import Engine
+from ..engines.base import Engine
 
 __all__ = ["LOOK_INSIDE", "GpuStyle", "gpu_seen_inside", "probe_gpu_styles", "read_inside"]
 

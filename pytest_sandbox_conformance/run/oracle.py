@@ -29,8 +29,8 @@ from reference_driver.decision import (
 from reference_driver.naming import LabelKeys, canonical_name
 from reference_driver.state import Record
 
-from .api import Condition
-from .engines.base import Container
+from ..api import Condition
+from ..engines.base import Container
 
 __all__ = ["Expected", "Oracle", "REQUIREMENTS_BY_OUTCOME"]
 

@@ -1,10 +1,6 @@
-"""The pytest plugin (entry point ``pytest11``): a thin face over the runner.
-
-Hooks only: options, markers, collection of scenario files, the report header, and the
-conformance report. The suite is *off* unless ``--sandbox-driver`` (or ini ``sandbox_driver``)
-or ``--sandbox-schedule`` is given, so installing the package never changes another project's
-test run. When on, a :class:`Suite` object is registered as a plugin and holds the session's state.
-"""
+"""The conformance suite of one pytest session: a plugin object registered by ``pytest_configure``
+when the suite is on. It probes the driver, opens the engine, collects the scenario files, runs
+items through the runner and writes the reports."""
 
 from __future__ import annotations
 
@@ -15,18 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from .options import Settings, add_options
-from .scenario.schema import CAPABILITIES, MARKS, PROFILES
+from ..exploration.plan import Mode
+from ..scenario.schema import CAPABILITIES
+from .options import Settings
 
 __all__ = ["Suite"]
-
-_MARK_DOCS = {
-    "gpu": "gpu: a scenario with GPU device requests (select GPU jobs with -m gpu)",
-    "live": "live: needs real containers on a real engine",
-    "slow": "slow: a scenario whose exploration takes long",
-    "core": "core: a core-profile conformance scenario (decides the verdict)",
-    "extended": "extended: an extended-profile scenario (reported, does not decide the verdict)",
-}
 
 #: What each engine offers scenarios.
 ENGINE_CAPABILITIES = {
@@ -35,23 +24,11 @@ ENGINE_CAPABILITIES = {
 }
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for mark in MARKS + PROFILES:
-        config.addinivalue_line("markers", _MARK_DOCS[mark])
-    settings = Settings.from_config(config)  # eagerly validated, even when the suite is off
-    if settings.active:
-        config.pluginmanager.register(Suite(config, settings), "sandbox-conformance-suite")
-
-
 class Suite:
     """The conformance suite of one pytest session."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
-        from .adapters.base import AdapterLoadError, load_factory
+        from ..adapters.base import AdapterLoadError, load_factory
 
         self.config = config
         self.settings = settings
@@ -72,14 +49,22 @@ class Suite:
         else:
             self.engine_caps = self._start_live()
         self.capabilities = self.driver_caps | self.engine_caps
+        # What collection needs of the session (plugin/collect.py's Session).
+        self.replay = settings.replay
+        self.engine_name = settings.engine
+        self.mode = Mode(settings.mode, settings.random_n, settings.random_seed,
+                         restarts="restart" in self.capabilities,
+                         list_orders="list-order" in self.capabilities)
+        self.settings_summary = {"sandbox_driver": settings.driver,
+                                 "sandbox_engine": settings.engine}
 
     # -- driver and engine -----------------------------------------------------------------------
 
     def _probe(self) -> tuple[frozenset[str], str]:
         """The driver's capabilities and name: from the factory's ``probe(options, engine)``, its
         ``capabilities`` attribute, or a throwaway instance on the fake engine."""
-        from .adapters.base import AdapterLoadError, DriverContext, check_adapter
-        from .engines.fake import FakeEngine
+        from ..adapters.base import AdapterLoadError, DriverContext, check_adapter
+        from ..engines.fake import FakeEngine
 
         s = self.settings
         #: exact, or approximate (wall-clock observations of an out-of-process driver)
@@ -124,12 +109,12 @@ class Suite:
         of dead sessions, and find out which GPU request styles the engine honours."""
         from reference_driver.naming import LabelKeys
 
-        from .engines.base import EngineError
-        from .live import LiveSession, open_engine
+        from ..engines.base import EngineError
+        from ..live import LiveSession, open_engine
 
         s = self.settings
         try:
-            from .engines.image import ensure_image
+            from ..engines.image import ensure_image
 
             self.engine = open_engine(s.engine, s.engine_url)
             ensure_image(self.engine, s.image)
@@ -160,7 +145,7 @@ class Suite:
             raise
 
     def _engine_capabilities(self) -> frozenset[str]:
-        from .gpu import probe_gpu_styles
+        from ..live.gpu import probe_gpu_styles
 
         s = self.settings
         caps = {"live"}
@@ -179,12 +164,12 @@ class Suite:
     def make_engine(self):
         if self.engine is not None:
             return self.engine  # one client for the session; runs are separated by namespace
-        from .engines.fake import FakeEngine
+        from ..engines.fake import FakeEngine
 
         return FakeEngine()
 
     def run_config(self):
-        from .runner import RunConfig
+        from ..run.runner import RunConfig
 
         live = {}
         if self.live is not None:
@@ -271,7 +256,7 @@ class Suite:
             config.pluginmanager.unregister(lf_skip)
         for path, nodeid in self.scenario_paths():
             node = ScenarioFile.from_parent(session, path=path, nodeid=nodeid)
-            node.suite = self
+            node.session_of_items = self
             report = collect_one_node(node)
             session.ihook.pytest_collectreport(report=report)
             if report.passed:
@@ -304,7 +289,7 @@ class Suite:
     # -- running ---------------------------------------------------------------------------------
 
     def run_item(self, item) -> None:
-        from .runner import ConformanceFailure, play
+        from ..run.runner import ConformanceFailure, play
 
         cfg = self.run_config()
         failures: list[ConformanceFailure] = []
@@ -379,7 +364,7 @@ class Suite:
             return
         try:
             if self.settings.report is not None:
-                from .report import build_report, write_report
+                from ..reports.conformance import build_report, write_report
 
                 write_report(self.settings.report, build_report(self, list(self.results.values())))
         finally:
@@ -393,7 +378,7 @@ class Suite:
             if self.settings.keep:
                 left = self.live.leftovers()
                 if left:
-                    from .live import SESSION_LABEL
+                    from ..live import SESSION_LABEL
 
                     print(f"\nsandbox conformance: kept {len(left)} container(s) "
                           f"(--sandbox-keep); remove them with:\n  docker rm -f $(docker ps -aq "
@@ -409,7 +394,7 @@ class Suite:
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
         if self._is_worker() or not self.results:
             return
-        from .report import verdict
+        from ..reports.conformance import verdict
 
         v = verdict(list(self.results.values()))
         terminalreporter.write_sep("-", "sandbox conformance")

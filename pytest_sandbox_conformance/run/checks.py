@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from .api import Snapshot, phase_of, CONFLICT_REASONS, PENDING_REASONS
-from .engines.base import Container
+from ..api import Snapshot, phase_of, CONFLICT_REASONS, PENDING_REASONS
+from ..engines.base import Container
 from .gateway import Gateway
-from .gpu import gpu_seen_inside
+from ..live.gpu import gpu_seen_inside
 from .oracle import Expected
-from .scenario.model import Expect, Scenario
+from ..scenario.model import Expect, Scenario
 
 __all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "REGISTRY"]
 
@@ -217,7 +217,7 @@ def _converges(view: View) -> Iterable[Failure]:
 def _final(view: View) -> Iterable[Failure]:
     """The scenario's ``expect``: instances, phases, reasons, tracked sandboxes, containers,
     Deleted events."""
-    from .api import DeletedEvent
+    from ..api import DeletedEvent
 
     reqs = view.scenario.requirements
     got_deleted = {e.sandbox_id for e in view.gateway.events if isinstance(e, DeletedEvent)}
@@ -330,7 +330,7 @@ def _warning_requirement(reason: str) -> tuple[str, ...]:
 @check("deleted-only-on-request", when="final", requirements=("OWN-10", "OWN-14"))
 def _deleted(view: View) -> Iterable[Failure]:
     """Deleted events exactly for the sandboxes the story deleted."""
-    from .api import DeletedEvent
+    from ..api import DeletedEvent
 
     got = sorted({e.sandbox_id for e in view.gateway.events if isinstance(e, DeletedEvent)})
     want = sorted(view.sandbox_ids[k] for k in view.deleted_keys)

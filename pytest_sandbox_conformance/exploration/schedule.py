@@ -25,7 +25,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
-from .scenario.model import Scenario
+from ..scenario.model import Scenario
 
 __all__ = [
     "FORMAT_VERSION",

@@ -22,14 +22,14 @@ from typing import Callable, Sequence
 
 from reference_driver.naming import backup_name, canonical_name
 
-from .adapters.base import DriverAdapter, DriverContext, DriverFactory, DriverUnavailable
-from .api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot
+from ..adapters.base import DriverAdapter, DriverContext, DriverFactory, DriverUnavailable
+from ..api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot
 from .checks import Failure, View, checks_for
-from .engines.base import Container, ContainerSpec, DeviceRequest, Engine, EngineError
+from ..engines.base import Container, ContainerSpec, DeviceRequest, Engine, EngineError
 from .gateway import DurableState, Gateway
 from .oracle import Oracle
-from .scenario.model import Expect, Scenario, Step
-from .schedule import Schedule
+from ..scenario.model import Expect, Scenario, Step
+from ..exploration.schedule import Schedule
 
 __all__ = ["ConformanceFailure", "RunConfig", "RunResult", "Timeline", "play"]
 
@@ -234,7 +234,7 @@ class _Run:
 
     def look_inside(self, cid: str) -> str | None:
         """What a GPU container's main process sees (OWN-19), where the engine can exec."""
-        from .gpu import LOOK_INSIDE
+        from ..live.gpu import LOOK_INSIDE
 
         try:
             code, output = self.engine.exec(cid, LOOK_INSIDE)

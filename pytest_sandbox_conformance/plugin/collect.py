@@ -1,0 +1,132 @@
+"""Collection: scenario files become pytest items, one per planned item of a scenario.
+
+What the items are (one per pinned schedule, one per chunk of explored schedules, or the one
+replayed schedule) is decided by :func:`~pytest_sandbox_conformance.exploration.plan.plan`; this
+module only turns each planned item into a :class:`ScenarioItem` (``scenario-id[label]``, so
+``--lf`` reruns it). Scenario files are parsed at collection; a bad file is a collection error
+naming the file, line and field, with no traceback.
+
+The session object the items belong to is anything with the attributes of :class:`Session`
+(the plugin's :class:`~.suite.Suite` is one); this module imports nothing of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+import pytest
+
+from ..exploration.plan import Mode, plan, replay_schedule
+from ..exploration.schedule import Schedule, ScheduleError
+from ..scenario import Scenario, ScenarioErrors, load_file
+
+__all__ = ["ScenarioFile", "ScenarioItem", "Session"]
+
+
+class Session(Protocol):
+    """What collection and the items need of the session."""
+
+    #: ``(scenario id, schedule id or name)`` to replay, or None.
+    replay: tuple[str, str] | None
+    mode: Mode
+    engine_name: str
+    capabilities: frozenset[str]
+    gpu_emulated: bool
+    settings_summary: dict[str, str]
+
+    def decorate(self, item: "ScenarioItem") -> None: ...
+
+    def run_item(self, item: "ScenarioItem") -> None: ...
+
+
+class ScenarioFile(pytest.File):
+    """One YAML file of scenarios."""
+
+    session_of_items: Session
+
+    def collect(self) -> Iterator["ScenarioItem"]:
+        try:
+            scenarios = load_file(self.path)
+        except ScenarioErrors as exc:
+            raise self.CollectError(str(exc)) from None
+        owner = self.session_of_items
+        for sc in sorted(scenarios, key=lambda s: s.id):
+            if owner.replay is not None and owner.replay[0] != sc.id:
+                continue
+            yield from self._items(sc)
+
+    def _items(self, sc: Scenario) -> Iterator["ScenarioItem"]:
+        owner = self.session_of_items
+        if owner.replay is not None:
+            try:
+                sched = replay_schedule(sc, owner.replay[1])
+            except ScheduleError as exc:
+                raise self.CollectError(f"--sandbox-schedule: {exc}") from None
+            yield self._item(sc, sched.label, (sched,))
+            return
+        for planned in plan(sc, owner.mode):
+            yield self._item(sc, planned.label, planned.schedules)
+
+    def _item(self, sc: Scenario, label: str, schedules: Sequence[Schedule]) -> "ScenarioItem":
+        owner = self.session_of_items
+        if owner.gpu_emulated and sc.needs_gpu:
+            label += "-gpu-emulated"  # never mistaken for a real GPU pass
+        name = f"{sc.id}[{label}]"
+        # The node id is given as a string so that pytest >= 9 parses "[label]" as the item's
+        # parameters, as it does for the ids it caches (--lf, --sw); a name built by the parent
+        # would keep the brackets inside the name and never equal a cached id.
+        item = ScenarioItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}",
+                                        scenario=sc, schedules=list(schedules))
+        owner.decorate(item)
+        if "list-order" not in owner.capabilities and any(
+                s.lists_oldest_first for s in schedules):
+            item.add_marker(pytest.mark.skip(
+                reason=f"schedule {label} lists oldest first, and engine "
+                       f"{owner.engine_name} cannot be told a list order (it lists in "
+                       "its own order); it runs on the fake engine"))
+        return item
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario under one schedule (or a chunk of schedules)."""
+
+    def __init__(self, *, scenario: Scenario, schedules: list[Schedule], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.schedules = schedules
+        self.owner: Session = self.parent.session_of_items  # type: ignore[attr-defined]
+        self.user_properties.extend([
+            ("sandbox_scenario", scenario.id),
+            ("sandbox_requirements", " ".join(scenario.requirements)),
+            ("sandbox_profile", scenario.profile),
+            *self.owner.settings_summary.items(),
+        ])
+        if len(schedules) == 1:
+            self.user_properties.append(("sandbox_schedule", schedules[0].id))
+        else:
+            self.user_properties.append(("sandbox_schedules", str(len(schedules))))
+
+    def runtest(self) -> None:
+        self.owner.run_item(self)
+
+    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+        from ..run.runner import ConformanceFailure
+
+        if isinstance(excinfo.value, ConformanceFailure):
+            return excinfo.value.render()
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, self.scenario.line - 1, f"scenario: {self.name}"
+
+
+def catalog_dir() -> Path:
+    """The bundled catalog, inside the installed package."""
+    from importlib.resources import files
+
+    return Path(str(files("pytest_sandbox_conformance.catalog")))
+
+
+def scenario_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
