@@ -37,6 +37,8 @@ __all__ = [
     "EngineInvalid",
     "EngineNotFound",
     "LabelFilter",
+    "SHORT_ID",
+    "ids_match",
     "valid_container_name",
 ]
 
@@ -56,6 +58,19 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 def valid_container_name(name: str) -> bool:
     """True when Docker would accept ``name`` as a container name."""
     return bool(_NAME_RE.match(name))
+
+
+#: The shortest id prefix that names a container in reports (Docker's short id is 12 hex digits).
+SHORT_ID = 12
+
+
+def ids_match(reported: str | None, full: str | None) -> bool:
+    """Whether the container id a driver reported names the container with id ``full``: the
+    whole id, or a prefix of at least :data:`SHORT_ID` characters, as Docker's API accepts (some
+    drivers report short ids)."""
+    if not reported or not full:
+        return reported == full or (not reported and not full)
+    return reported == full or (len(reported) >= SHORT_ID and full.startswith(reported))
 
 
 class EngineError(Exception):

@@ -111,7 +111,7 @@ class ScenarioItem(pytest.Item):
         self.owner.run_item(self)
 
     def repr_failure(self, excinfo, style=None):  # type: ignore[override]
-        from ..run.runner import ConformanceFailure
+        from ..run.failure import ConformanceFailure
 
         if isinstance(excinfo.value, ConformanceFailure):
             return excinfo.value.render()

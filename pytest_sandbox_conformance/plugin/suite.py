@@ -289,7 +289,8 @@ class Suite:
     # -- running ---------------------------------------------------------------------------------
 
     def run_item(self, item) -> None:
-        from ..run.runner import ConformanceFailure, play
+        from ..run.failure import ConformanceFailure
+        from ..run.runner import play
 
         cfg = self.run_config()
         failures: list[ConformanceFailure] = []
@@ -304,7 +305,7 @@ class Suite:
             item.user_properties.append(("sandbox_failed_schedule", smallest.schedule.id))
             item.user_properties.append(("sandbox_broken", " ".join(smallest.requirements)))
             if len(item.schedules) > 1:
-                smallest.timeline.add(f"({len(failures)} of {len(item.schedules)} schedules of "
+                smallest.notes.append(f"({len(failures)} of {len(item.schedules)} schedules of "
                                       "this item failed; shown: the smallest)")
             raise smallest
 

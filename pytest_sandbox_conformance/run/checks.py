@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
 from ..api import Snapshot, phase_of, CONFLICT_REASONS, PENDING_REASONS
-from ..engines.base import Container
+from ..engines.base import Container, ids_match
 from .gateway import Gateway
 from ..live.gpu import gpu_seen_inside
 from .oracle import Expected
@@ -29,11 +29,17 @@ _REQ = re.compile(r"^OWN-([1-9]|1[0-9]|20)$")
 
 @dataclass(frozen=True)
 class Failure:
-    """A broken requirement: which check saw it, which OWN-n it breaks, and what it saw."""
+    """A broken requirement: which check saw it, which OWN-n it breaks, and what it saw.
+
+    ``at`` and ``moment`` say where in the play it was first seen (set by the runner: a phrase
+    such as ``observation 3, after step 4`` and the timeline moment's ``seq``); they take no part
+    in equality, so the same finding seen again later is one finding."""
 
     check: str
     requirements: tuple[str, ...]
     message: str
+    at: str = field(default="", compare=False)
+    moment: int | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"[{', '.join(self.requirements)}] {self.check}: {self.message}"
@@ -111,7 +117,7 @@ class View:
         if container_id is None:
             return "none"
         for name, cid in self.bindings.items():
-            if cid == container_id:
+            if ids_match(container_id, cid):
                 return f"{name} ({container_id[:12]})"
         return container_id[:12] or "''"
 
@@ -129,7 +135,7 @@ def _instance(view: View) -> Iterable[Failure]:
             yield Failure("instance-matches-contract", exp.requirements,
                           f"sandbox {sid}: the driver reports no snapshot; expected instance "
                           f"{view.name_of(exp.instance_id)} ({exp.outcome})")
-        elif got != exp.instance_id:
+        elif not ids_match(got, exp.instance_id):
             yield Failure("instance-matches-contract", exp.requirements,
                           f"sandbox {sid}: the driver reports instance {view.name_of(got)}; the "
                           f"contract says {view.name_of(exp.instance_id)} ({exp.outcome})")

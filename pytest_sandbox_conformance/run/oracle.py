@@ -84,6 +84,8 @@ class Oracle:
         self.labels = labels
         self.namespace = namespace
         self.records: dict[str, Record] = {}
+        #: The name the driver gave each sandbox's container at create: its canonical name.
+        self.canonical: dict[str, str] = {}
         self._strict = _Dedupe()   # never forgets active conditions
         self._lenient = _Dedupe()  # forgets them at restarts (a restarted driver may re-warn)
         self._fail_writes = 0
@@ -103,6 +105,7 @@ class Oracle:
     def created(self, sandbox_id: str, name: str, container: Container) -> None:
         self.records[sandbox_id] = Record(sandbox_id, name, self.namespace, container.id,
                                           container.labels.get(self.labels.generation))
+        self.canonical[sandbox_id] = container.name
 
     def deleted(self, sandbox_id: str) -> None:
         self.records.pop(sandbox_id, None)
@@ -146,8 +149,8 @@ class Oracle:
         for sid in sorted(self.records):
             record = self.records[sid]
             candidates = candidates_for(record, groups, keys.sandbox_name)
-            decision = decide(record, candidates, canonical_name(record.name, sid),
-                              keys.generation)
+            canonical = self.canonical.get(sid) or canonical_name(record.name, sid)
+            decision = decide(record, candidates, canonical, keys.generation)
             outcome = decision.outcome
             instance_id, ready, notices = decision.instance_id, decision.ready, decision.notices
             reqs = [REQUIREMENTS_BY_OUTCOME[outcome]]

@@ -4,9 +4,15 @@ For each story step it performs the step (a driver step through the adapter, or 
 as another client of the engine), runs the ``step`` checks, then plays the schedule's gap after
 that step (restarts and observations, each observation followed by the ``observation`` checks).
 Then it lets the driver settle with quiet observations and runs the ``final`` checks (OWN-20).
-Every action, observation and report goes on a :class:`Timeline` as it happens; the first failed
-check ends the run with a :class:`ConformanceFailure` carrying the timeline. Cleanup (the
-driver, the engine's containers of this run, the state folder) always happens, in ``finally``.
+Every action, observation and report goes on a :class:`~.timeline.Timeline` as it happens.
+
+A broken check is recorded where it was seen and the story goes on (a soft failure), so a driver
+is reported for everything it gets wrong; the play then ends with one
+:class:`~.failure.ConformanceFailure` carrying every failure, the first leading. Only what makes
+the rest of the story meaningless ends it at once: the driver failing as a process
+(:class:`DriverUnavailable`, check ``driver``), or a create after which the suite cannot tell
+which container is the sandbox's. Cleanup (the driver, the engine's containers of this run, the
+state folder) always happens, in ``finally``.
 
 No pytest here: the plugin is a thin face over :func:`play`.
 """
@@ -23,13 +29,22 @@ from typing import Callable, Sequence
 from reference_driver.naming import backup_name, canonical_name
 
 from ..adapters.base import DriverAdapter, DriverContext, DriverFactory, DriverUnavailable
-from ..api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot
+from ..api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot, phase_of
+from ..engines.base import (
+    Container,
+    ContainerSpec,
+    DeviceRequest,
+    Engine,
+    EngineError,
+    ids_match,
+)
+from ..exploration.schedule import Schedule
+from ..scenario.model import Expect, Scenario, Step
 from .checks import Failure, View, checks_for
-from ..engines.base import Container, ContainerSpec, DeviceRequest, Engine, EngineError
+from .failure import ConformanceFailure
 from .gateway import DurableState, Gateway
 from .oracle import Oracle
-from ..scenario.model import Expect, Scenario, Step
-from ..exploration.schedule import Schedule
+from .timeline import Timeline
 
 __all__ = ["ConformanceFailure", "RunConfig", "RunResult", "Timeline", "play"]
 
@@ -80,19 +95,6 @@ class RunConfig:
     namespace: str | None = None
 
 
-class Timeline:
-    """What happened, in order, as lines for people."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, text: str, indent: int = 0) -> None:
-        self.lines.append("  " * indent + text)
-
-    def render(self) -> str:
-        return "\n".join(self.lines)
-
-
 @dataclass
 class RunResult:
     scenario: Scenario
@@ -101,54 +103,8 @@ class RunResult:
     timeline: Timeline
 
 
-class ConformanceFailure(Exception):
-    """A scenario failed under a schedule: the facts a person needs to understand and replay it."""
-
-    def __init__(self, scenario: Scenario, schedule: Schedule, failures: Sequence[Failure],
-                 timeline: Timeline, replay: str, driver: str, snapshots: str) -> None:
-        self.scenario = scenario
-        self.schedule = schedule
-        self.failures = list(failures)
-        self.timeline = timeline
-        self.replay = replay
-        self.driver = driver
-        self.snapshots = snapshots
-        super().__init__(self.summary())
-
-    @property
-    def requirements(self) -> list[str]:
-        out: list[str] = []
-        for f in self.failures:
-            for r in f.requirements:
-                if r not in out:
-                    out.append(r)
-        return out
-
-    def summary(self) -> str:
-        if not self.requirements:  # the driver itself failed (crashed, hung, refused)
-            return (f"{self.scenario.id} [{self.schedule.label}] {self.failures[0].check}: "
-                    f"{self.failures[0].message}")
-        return (f"{self.scenario.id} [{self.schedule.label}] broke {', '.join(self.requirements)}: "
-                f"{self.failures[0].message}")
-
-    def render(self) -> str:
-        s = self.schedule
-        lines = [
-            f"scenario:     {self.scenario.id} ({self.scenario.path}:{self.scenario.line})",
-            f"              {self.scenario.title}",
-            f"schedule:     {s.id}" + (f" (pinned: {s.name})" if s.name else ""),
-            f"driver:       {self.driver}",
-            f"requirements: {', '.join(self.requirements) or 'none judged (the driver failed)'}"
-            + (" broken" if self.requirements else ""),
-            "",
-        ]
-        for f in self.failures:
-            lines.append(f"FAILED {f}")
-        lines += ["", "timeline:", self.timeline.render(), "", "driver's snapshots at the end:",
-                  self.snapshots or "  (none)", "", "replay:", f"  {self.replay}"]
-        return "\n".join(lines)
-
-    __str__ = render
+class _StoryEnds(Exception):
+    """Raised inside a play when the rest of the story cannot be played meaningfully."""
 
 
 def _short(c: Container) -> str:
@@ -156,6 +112,10 @@ def _short(c: Container) -> str:
     if c.device_requests or c.runtime:
         extra = " gpu"
     return f"{c.short_id} {c.name} {c.state}{extra}"
+
+
+def _gpu(c: Container) -> bool:
+    return bool(c.device_requests or c.runtime)
 
 
 class _Run:
@@ -185,16 +145,28 @@ class _Run:
         self.gpu_containers: set[str] = set()
         self.settle: list[dict[str, Snapshot | None]] = []
         self.oracle: Oracle | None = None
+        #: Every failure seen so far, once each, in the order first seen.
+        self.findings: dict[Failure, Failure] = {}
+        #: The name the driver gave each sandbox's container (sandbox key -> name): the
+        #: canonical name NemoClaw-style tools clone under and derive backup names from.
+        self.canonical: dict[str, str] = {}
 
     # -- helpers --------------------------------------------------------------------------------
 
     def names(self, cid: str | None) -> str:
         if cid is None:
             return "none"
+        return self.binding_of(cid) or cid[:12]
+
+    def binding_of(self, cid: str | None) -> str | None:
         for n, i in self.bindings.items():
-            if i == cid:
+            if ids_match(cid, i):
                 return n
-        return cid[:12]
+        return None
+
+    def container_data(self, c: Container) -> dict:
+        return {"binding": self.binding_of(c.id), "id": c.id, "name": c.name, "state": c.state,
+                "gpu": _gpu(c)}
 
     def listed(self) -> list[Container]:
         """The run's containers, without going through the driver's view (no faults consumed)."""
@@ -253,11 +225,32 @@ class _Run:
             return None
 
     def run_checks(self, when: str, view: View) -> None:
-        failures = [f for c in checks_for(when) for f in c.fn(view)]
-        if failures:
-            raise self.failure(failures)
+        for c in checks_for(when):
+            for f in c.fn(view):
+                self.found(f)
 
-    def failure(self, failures: Sequence[Failure]) -> ConformanceFailure:
+    def found(self, failure: Failure) -> None:
+        """Record a broken check where it was seen (once: seen again later, it is the same)."""
+        if failure in self.findings:
+            return
+        where = []
+        if self.tl._observation is not None:
+            where.append(f"observation {self.tl._observation}")
+        if self.tl._step is not None:
+            where.append(f"after step {self.tl._step + 1}")
+        elif self.tl._observation is not None:
+            where.append("settling")
+        elif self.observations:
+            where.append("the end of the story")
+        moment = self.tl.add(f"FAILED {failure}", 1, "finding", check=failure.check,
+                             requirements=list(failure.requirements), message=failure.message)
+        self.findings[failure] = Failure(failure.check, failure.requirements, failure.message,
+                                         ", ".join(where), moment.seq)
+
+    def failure(self, failures: Sequence[Failure] = ()) -> ConformanceFailure:
+        """The play's failure: ``failures`` (found now) after everything found before."""
+        for f in failures:
+            self.found(f)
         if self.adapter is not None:
             self.adapter_notes(1, "at the failure: ")
         snaps = []
@@ -266,7 +259,7 @@ class _Run:
             snap = self.adapter.snapshot(sid) if self.adapter is not None else None
             snaps.append("  " + self.describe_snapshot(sid, snap))
         driver = self.adapter.describe() if self.adapter is not None else "?"
-        return ConformanceFailure(self.sc, self.schedule, failures, self.tl,
+        return ConformanceFailure(self.sc, self.schedule, list(self.findings.values()), self.tl,
                                   self.cfg.replay(self.sc, self.schedule), driver,
                                   "\n".join(snaps))
 
@@ -284,7 +277,9 @@ class _Run:
         except Exception as exc:  # diagnostics must never hide the failure being reported
             notes = [f"(diagnostics failed: {exc})"]
         for line in notes:
-            self.tl.add(prefix + line, indent)
+            source = line.partition(":")[0] if line.startswith(("docker API:", "grpc ",
+                                                                  "driver output:")) else ""
+            self.tl.add(prefix + line, indent, "diagnostic", source=source)
 
     def consume_events(self, indent: int) -> list[Event]:
         self.adapter_notes(indent)
@@ -297,9 +292,11 @@ class _Run:
                     meta = " {" + ", ".join(f"{k}={self.names(v) if len(v) == 64 else v}"
                                             for k, v in sorted(e.metadata.items())) + "}"
                 self.tl.add(f"event: {e.type} {e.reason} ({e.sandbox_id or 'driver'}){meta}",
-                            indent)
+                            indent, "event", type=e.type, reason=e.reason,
+                            sandbox=e.sandbox_id, metadata=dict(e.metadata))
             elif isinstance(e, DeletedEvent):
-                self.tl.add(f"event: Deleted {e.sandbox_id}", indent)
+                self.tl.add(f"event: Deleted {e.sandbox_id}", indent, "event", type="Deleted",
+                            reason="", sandbox=e.sandbox_id, metadata={})
         return events
 
     # -- the play -------------------------------------------------------------------------------
@@ -310,9 +307,12 @@ class _Run:
         self.adapter = self.cfg.driver(ctx)
         self.oracle = Oracle(self.adapter.labels, self.namespace)
         self.tl.add(f"driver {self.adapter.describe()} on engine {self.engine.name}, "
-                    f"namespace {self.namespace}")
+                    f"namespace {self.namespace}", 0, "run", driver=self.adapter.describe(),
+                    engine=self.engine.name, namespace=self.namespace)
         for step in self.sc.story:
-            self.tl.add(f"step {step.index + 1}: {step.describe()}")
+            self.tl.at_step(step.index)
+            self.tl.add(f"step {step.index + 1}: {step.describe()}", 0, "step", index=step.index,
+                        action=step.action, target=step.target, args=dict(step.args))
             deleted = self.do_step(step)
             self.consume_events(2)
             self.run_checks("step", self.view(deleted=deleted))
@@ -321,7 +321,8 @@ class _Run:
                     self.restart()
                 else:
                     self.observe(order or "newest", 1)
-        self.tl.add("settle: quiet observations")
+        self.tl.at_step(None)
+        self.tl.add("settle: quiet observations", 0, "settle")
         fixpoint = False
         for i in range(SETTLE_MAX):
             quiet = self.observe(SETTLE_ORDERS[i % len(SETTLE_ORDERS)], 1)
@@ -330,12 +331,16 @@ class _Run:
             if fixpoint and i + 1 >= SETTLE_MIN:
                 break
             fixpoint = quiet
+        self.tl.at_observation(None)
         self.run_checks("final", self.view(containers=self.present(), settle=self.settle,
                                            warning_bounds=self.oracle.warning_bounds()))
+        if self.findings:
+            raise self.failure()
         return RunResult(self.sc, self.schedule, self.observations, self.tl)
 
     def restart(self) -> None:
-        self.tl.add("restart the driver", 1)
+        self.tl.at_observation(None)
+        self.tl.add("restart the driver", 1, "restart")
         self.adapter.restart()
         self.oracle.restarted()
         self.consume_events(2)
@@ -344,6 +349,7 @@ class _Run:
         """One observation, then the observation checks. True iff it was a fixpoint of the
         contract's state (the poll worked, nothing crashed, no ownership record changed)."""
         self.observations += 1
+        self.tl.at_observation(self.observations)
         engine = self.engine
         previous = getattr(engine, "list_order", None)
         if self.cfg.ordered_lists and previous is not None:
@@ -365,7 +371,8 @@ class _Run:
         shown = listed if order == "oldest" else list(reversed(listed))
         self.tl.add(f"observe ({order}): engine lists "
                     + ("; ".join(f"{self.names(c.id)}={_short(c)}" for c in shown) or "nothing"),
-                    indent)
+                    indent, "observe", number=self.observations, order=order,
+                    containers=[self.container_data(c) for c in shown])
         expected, crashed = self.oracle.observe(listed)
         self.consume_events(indent + 1)
         if crashed:
@@ -378,9 +385,22 @@ class _Run:
         snaps = {sid: self.adapter.snapshot(sid) for sid in expected}
         for sid in sorted(expected):
             exp = expected[sid]
-            self.tl.add(f"driver: {self.describe_snapshot(sid, snaps[sid])}"
+            snap = snaps[sid]
+            reported = None if snap is None else {
+                "instance": self.names(snap.instance_id), "instance_id": snap.instance_id,
+                "status": snap.ready.status, "reason": snap.ready.reason,
+                "phase": phase_of(snap.ready)}
+            contract = {"outcome": exp.outcome, "instance": self.names(exp.instance_id),
+                        "instance_id": exp.instance_id, "status": exp.ready.status,
+                        "reason": exp.ready.reason, "phase": phase_of(exp.ready),
+                        "requirements": list(exp.requirements)}
+            agrees = (reported is not None and ids_match(snap.instance_id, exp.instance_id)
+                      and snap.ready.status == exp.ready.status
+                      and phase_of(snap.ready) == phase_of(exp.ready))
+            self.tl.add(f"driver: {self.describe_snapshot(sid, snap)}"
                         f"   [contract: {exp.outcome}, instance={self.names(exp.instance_id)}, "
-                        f"Ready={exp.ready.status} {exp.ready.reason}]", indent + 1)
+                        f"Ready={exp.ready.status} {exp.ready.reason}]", indent + 1, "report",
+                        sandbox=sid, driver=reported, contract=contract, agrees=agrees)
         self.run_checks("observation", self.view(expected=expected, snapshots=snaps))
         return self.oracle.quiet
 
@@ -419,21 +439,24 @@ class _Run:
         self.adapter_notes(2)
         made = self.identity_matches(step.target)
         if len(made) != 1:
-            raise self.failure([Failure("create", ("OWN-1",),
-                                        f"after create, {len(made)} container(s) carry sandbox "
-                                        f"{sid}'s identity labels; expected exactly one")])
+            # Which container is the sandbox's? Nothing after this can be judged.
+            self.found(Failure("create", ("OWN-1",),
+                               f"after create, {len(made)} container(s) carry sandbox {sid}'s "
+                               "identity labels; expected exactly one"))
+            raise _StoryEnds()
         c = made[0]
         name = step.binds or f"{step.target}-instance"
         self.bindings[name] = c.id
-        self.tl.add(f"{name} = {_short(c)}", 2)
-        if snap is not None and snap.instance_id != c.id:
-            raise self.failure([Failure("create", ("OWN-1",),
-                                        f"create reported instance {snap.instance_id!r}, not the "
-                                        f"container it created ({c.id[:12]})")])
+        self.canonical[step.target] = c.name
+        self.tl.add(f"{name} = {_short(c)}", 2, "container", **self.container_data(c))
+        if snap is not None and snap.instance_id and not ids_match(snap.instance_id, c.id):
+            self.found(Failure("create", ("OWN-1",),
+                               f"create reported instance {snap.instance_id!r}, not the container "
+                               f"it created ({c.id[:12]})"))
         if not c.labels.get(self.adapter.labels.generation):
-            raise self.failure([Failure("create", ("OWN-1",),
-                                        "the created container carries no generation label "
-                                        f"({self.adapter.labels.generation})")])
+            self.found(Failure("create", ("OWN-1",),
+                               "the created container carries no generation label "
+                               f"({self.adapter.labels.generation})"))
         self.oracle.created(sid, decl.name, c)
 
     def delete(self, step: Step) -> tuple[str, bool, bool]:
@@ -448,8 +471,8 @@ class _Run:
         self.tl.add(f"delete returned deleted={removed}", 2)
         want = step.args.get("expect_removed")
         if want is not None and removed != want:
-            raise self.failure([Failure("delete", ("OWN-14",),
-                                        f"delete returned deleted={removed}, expected {want}")])
+            self.found(Failure("delete", ("OWN-14",),
+                               f"delete returned deleted={removed}, expected {want}"))
         return key, removed, had_any
 
     def external(self, step: Step) -> None:
@@ -470,7 +493,8 @@ class _Run:
             new = self.resolve_name(step.args["to"], self.sandbox_of(e.inspect(cid)),
                                     step.index)
             e.rename(cid, new)
-            self.tl.add(f"{step.target} is now named {new}", 2)
+            self.tl.add(f"{step.target} is now named {new}", 2, "container",
+                        **self.container_data(e.inspect(cid)))
         elif action == "set_state":
             e.set_state(cid, step.args["state"])  # type: ignore[attr-defined]
         elif action == "clone":
@@ -486,7 +510,8 @@ class _Run:
     def resolve_name(self, expr: str, key: str, index: int) -> str:
         if not key:
             return expr + self.name_suffix
-        canonical = canonical_name(self.sc.sandboxes[key].name, self.sandbox_ids[key])
+        canonical = self.canonical.get(key) or canonical_name(self.sc.sandboxes[key].name,
+                                                              self.sandbox_ids[key])
         if expr == "canonical":
             return canonical
         if expr == "backup":
@@ -527,8 +552,10 @@ class _Run:
         self.bindings[step.binds] = cid
         if style:
             self.gpu_containers.add(cid)
-        self.tl.add(f"{step.binds} = {_short(self.engine.inspect(cid))}"
-                    + (f" generation={generation}" if generation != "keep" else ""), 2)
+        made = self.engine.inspect(cid)
+        self.tl.add(f"{step.binds} = {_short(made)}"
+                    + (f" generation={generation}" if generation != "keep" else ""), 2,
+                    "container", **self.container_data(made))
 
     def close(self) -> None:
         try:
@@ -552,6 +579,8 @@ def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult
         # The driver process crashed, hung or refused: a failure of this scenario, with the
         # timeline so far and the driver's output; the session goes on with the next one.
         raise run.failure([Failure("driver", (), str(exc))]) from exc
+    except _StoryEnds:
+        raise run.failure() from None
     finally:
         run.close()
 
