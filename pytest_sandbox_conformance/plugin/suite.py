@@ -5,7 +5,6 @@ items through the runner and writes the reports."""
 from __future__ import annotations
 
 import os
-import shlex
 import tempfile
 from pathlib import Path
 
@@ -13,7 +12,10 @@ import pytest
 
 from ..exploration.plan import Mode
 from ..scenario.schema import CAPABILITIES
+from .items import run_item
 from .options import Settings
+from .replay import replay_command
+from .results import Results
 
 __all__ = ["Suite"]
 
@@ -37,7 +39,8 @@ class Suite:
         except AdapterLoadError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.driver_caps, self.driver_label = self._probe()
-        self.results: dict[str, dict] = {}
+        self.results = Results(self)
+        config.pluginmanager.register(self.results, "sandbox-conformance-results")
         self.live = None
         self.engine = None
         self.gpu_styles: dict[str, str] = {}
@@ -196,27 +199,7 @@ class Suite:
         return None
 
     def replay_command(self, scenario, schedule) -> str:
-        s = self.settings
-        parts = ["pytest", f"--sandbox-driver={s.driver}", f"--sandbox-engine={s.engine}"]
-        if s.engine_url:
-            parts.append(f"--sandbox-engine-url={s.engine_url}")
-        if s.image != "sbx-busybox:local":
-            parts.append(f"--sandbox-image={s.image}")
-        parts += [f"--sandbox-scenarios={d}" for d in s.scenario_dirs]
-        from .options import DRIVER_OPTION_FLAGS
-
-        flags = {key: name for name, key in DRIVER_OPTION_FLAGS.items()}
-        for key, value in s.driver_options.items():
-            if key == "gate" and key in s.flag_options:
-                parts.append(f"--sandbox-gate={value}")
-            elif key in s.flag_options:
-                parts.append(shlex.quote(f"--sandbox-{flags[key].replace('_', '-')}={value}"))
-            else:
-                parts.append(shlex.quote(f"--sandbox-driver-option={key}={value}"))
-        if not s.builtin:
-            parts.append("--sandbox-no-builtin")
-        parts.append(f"'--sandbox-schedule={scenario.id}@{schedule.name or schedule.id}'")
-        return " ".join(parts)
+        return replay_command(self.settings, scenario, schedule)
 
     # -- collection ------------------------------------------------------------------------------
 
@@ -289,25 +272,7 @@ class Suite:
     # -- running ---------------------------------------------------------------------------------
 
     def run_item(self, item) -> None:
-        from ..run.failure import ConformanceFailure
-        from ..run.runner import play
-
-        cfg = self.run_config()
-        failures: list[ConformanceFailure] = []
-        for sched in item.schedules:
-            try:
-                play(item.scenario, sched, cfg)
-            except ConformanceFailure as exc:
-                failures.append(exc)
-        if failures:
-            smallest = min(failures, key=lambda f: (f.schedule.observations + f.schedule.restarts,
-                                                    f.schedule.id))
-            item.user_properties.append(("sandbox_failed_schedule", smallest.schedule.id))
-            item.user_properties.append(("sandbox_broken", " ".join(smallest.requirements)))
-            if len(item.schedules) > 1:
-                smallest.notes.append(f"({len(failures)} of {len(item.schedules)} schedules of "
-                                      "this item failed; shown: the smallest)")
-            raise smallest
+        run_item(item, self.run_config())
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
@@ -336,39 +301,9 @@ class Suite:
         return (f"live engine {s.engine} at {getattr(self.engine, 'base_url', '?')}, image "
                 f"{s.image}, session {self.live.session}; GPU request styles: {gpu}{swept}")
 
-    # -- the conformance report ------------------------------------------------------------------
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
-        if "sandbox_scenario" not in props:
-            return
-        if report.when != "call" and not (report.skipped or report.failed):
-            return
-        entry = self.results.setdefault(report.nodeid, {
-            "scenario": props["sandbox_scenario"],
-            "requirements": props["sandbox_requirements"].split(),
-            "profile": props["sandbox_profile"],
-            "item": report.nodeid,
-        })
-        outcome = "skipped" if report.skipped else ("failed" if report.failed else "passed")
-        if entry.get("outcome") in (None, "passed") or outcome == "failed":
-            entry["outcome"] = outcome
-        if report.skipped and isinstance(report.longrepr, tuple):
-            entry["reason"] = report.longrepr[2]
-        if "sandbox_failed_schedule" in props:
-            entry["failed_schedule"] = props["sandbox_failed_schedule"]
-            entry["broken"] = props["sandbox_broken"].split()
-
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self._is_worker():
-            return
-        try:
-            if self.settings.report is not None:
-                from ..reports.conformance import build_report, write_report
-
-                write_report(self.settings.report, build_report(self, list(self.results.values())))
-        finally:
+        if not self._is_worker():
             self._finish_live()
 
     def _finish_live(self) -> None:
@@ -391,18 +326,3 @@ class Suite:
         finally:
             self.live.release()
             self.engine.close()
-
-    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
-        if self._is_worker() or not self.results:
-            return
-        from ..reports.conformance import verdict
-
-        v = verdict(list(self.results.values()))
-        terminalreporter.write_sep("-", "sandbox conformance")
-        terminalreporter.write_line(f"driver {self.driver_label}: {v['verdict']} "
-                                    f"({v['passed']} passed, {v['failed']} failed, "
-                                    f"{v['skipped']} skipped items; core: {v['core']})"
-                                    + ("; timing approximate (wall-clock observations)"
-                                       if self.timing == "approximate" else ""))
-        if self.settings.report is not None:
-            terminalreporter.write_line(f"report: {self.settings.report}")
