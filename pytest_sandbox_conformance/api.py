@@ -15,6 +15,7 @@ from typing import Mapping, Union
 __all__ = [
     "CONFLICT_REASONS",
     "PENDING_REASONS",
+    "READINESS_GATE_REASONS",
     "TRANSIENT_REASONS",
     "Condition",
     "DeletedEvent",
@@ -24,12 +25,26 @@ __all__ = [
     "SandboxSpec",
     "Snapshot",
     "SnapshotEvent",
+    "gate_open",
     "phase_of",
 ]
 
-#: Ready=False reasons the gateway treats as "still provisioning" (contract section 1).
-TRANSIENT_REASONS = frozenset(
-    {"Starting", "ContainerCreated", "DependenciesNotReady", "ContainerReplacementPending"})
+#: Ready=False reasons the gateway treats as "still provisioning" (contract section 1): the
+#: contract's own, and those OpenShell's gateway treats so (its ``is_terminal_failure_reason``:
+#: drivers of that family report them while a container starts or a readiness gate such as a
+#: health check or the supervisor's connection is still open). Compared case-insensitively, as
+#: OpenShell's gateway does.
+TRANSIENT_REASONS = frozenset({
+    "Starting", "ContainerCreated", "DependenciesNotReady", "ContainerReplacementPending",
+    "ContainerStarting", "HealthCheckStarting", "SupervisorNotConnected", "ReconcilerError",
+    "InspectFailed",
+})
+_TRANSIENT_FOLDED = frozenset(r.lower() for r in TRANSIENT_REASONS)
+#: Ready=False reasons that say a readiness gate beyond the container's state is still open (a
+#: health check, the in-sandbox supervisor's connection): a driver may report one for a running
+#: instance where the contract says Ready (contract section 5, "Where this project decides").
+READINESS_GATE_REASONS = frozenset(
+    {"DependenciesNotReady", "SupervisorNotConnected", "HealthCheckStarting", "ContainerStarting"})
 #: Reasons meaning "a handoff is in progress": never promoted to Ready (OWN-12).
 PENDING_REASONS = frozenset({"ContainerReplacementPending"})
 #: Reasons meaning "ownership is not resolved": never promoted to Ready (OWN-12).
@@ -110,11 +125,19 @@ class Snapshot:
         return self.ready.reason in PENDING_REASONS or self.ready.reason in CONFLICT_REASONS
 
 
+def gate_open(ready: Condition) -> bool:
+    """Whether ``ready`` says "not Ready yet: a readiness gate is still open" (a health check
+    starting, the supervisor not connected): never an error, never unresolved."""
+    return ready.status == "False" and ready.reason in READINESS_GATE_REASONS
+
+
 def phase_of(ready: Condition) -> str:
-    """The gateway's public phase for a Ready condition (contract section 1)."""
+    """The gateway's public phase for a Ready condition (contract section 1): ``Ready`` for
+    status True, ``Provisioning`` for a transient reason (case-insensitive) or a status that is
+    neither True nor False (``Unknown``), ``Error`` otherwise."""
     if ready.ready:
         return "Ready"
-    if ready.reason in TRANSIENT_REASONS:
+    if ready.status != "False" or ready.reason.lower() in _TRANSIENT_FOLDED:
         return "Provisioning"
     return "Error"
 

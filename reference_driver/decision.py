@@ -109,6 +109,10 @@ def ready_for_state(container: Container) -> Condition:
     return Condition("False", reason, f"container {container.short_id} is {container.state}")
 
 
+#: States a retired instance may be rolled back to in (OWN-13): a non-terminal one, or exited.
+ROLLBACK_STATES = NON_TERMINAL_STATES | {"exited"}
+
+
 def _ids(containers: Sequence[Container]) -> str:
     return ",".join(sorted(c.id for c in containers))
 
@@ -207,10 +211,11 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
                 {"authoritative_instance_id": a_id, "candidate_instance_ids": _ids(duplicates)}),)
         return Decision(Outcome.AUTHORITATIVE, record, a, a_id, ready_for_state(a), notices)
 
-    # 4. A absent: roll back to a retired instance (OWN-13).
+    # 4. A absent: roll back to a retired instance (OWN-13), running or not: "exited" is the
+    # state a rollback that never got to start its backup leaves ("Where this project decides" 8).
     retired = set(record.retired)
     revivable = [c for c in candidates if c.id in retired and c.name == canonical
-                 and c.state in NON_TERMINAL_STATES]
+                 and c.state in ROLLBACK_STATES]
     if len(revivable) == 1:
         back = revivable[0]
         rest_ok = all(c.id in retired and c.state == "exited" and is_backup_name(c.name, canonical)

@@ -460,6 +460,11 @@ ROLLBACK_ROWS = [
         Outcome.ROLLBACK, new=record(A, retired=(B,)), instance=A, instance_id=A,
         ready=READY_BY_STATE["restarting"],
         notices=[(f"rollback:{B}:{A}", "SandboxInstanceRollback")]),
+    # OWN-13, OWN-20 ("Where this project decides" 8): renamed back but never started again.
+    row("rollback-alone-exited", record(B, retired=(A,)), [container(A, state="exited")],
+        Outcome.ROLLBACK, new=record(A, retired=(B,)), instance=A, instance_id=A,
+        ready=READY_BY_STATE["exited"],
+        notices=[(f"rollback:{B}:{A}", "SandboxInstanceRollback")]),
     # OWN-13: other candidates being only retired exited backups.
     row("rollback-beside-retired-exited-backup", record(B, retired=(C, A)),
         [container(C, BACKUP, "exited"), container(A)],
@@ -502,8 +507,8 @@ REFUSED_ROLLBACK_ROWS = [
     row("never-owned-journaled-generation", record(B, retired=(A,)), [container(C)],
         Outcome.RECORD_INTENT, new=record(B, retired=(A,), intent=intent(None, C, None)),
         instance=None, instance_id=B, ready=PENDING, notices=[_intent_recorded("-", C)]),
-    # OWN-13: the retired instance is terminal, or not under the canonical name.
-    row("retired-exited-canonical", record(B, retired=(A,)), [container(A, state="exited")],
+    # OWN-13: the retired instance is dead, paused or being removed, or not canonical.
+    row("retired-dead-canonical", record(B, retired=(A,)), [container(A, state="dead")],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
         notices=[_conflict(B, A)]),
     row("retired-paused-canonical", record(B, retired=(A,)), [container(A, state="paused")],

@@ -15,7 +15,8 @@ column's header, so prose around them may change freely. A failure says what to 
 where, and for generated tables prints the row as it should read.
 
 ``python tests/test_docs.py`` prints the generated tables (the catalog, the two per-requirement
-tables) for pasting into the docs.
+tables); ``python tests/test_docs.py --write`` regenerates them in place (each table, and the
+catalog's summary line, replaced where it stands; never appended).
 """
 
 from __future__ import annotations
@@ -612,5 +613,64 @@ def test_markdown_reader_skips_fenced_headings_and_escaped_pipes(tmp_path):
         section_lines(page, "Missing")
 
 
+@pytest.mark.parametrize("path, section, first", [
+    (SCENARIOS_DOC, CATALOG_SECTION, "file"),
+    (SCENARIOS_DOC, CATALOG_SECTION, "requirement"),
+    (CONTRACT, CONTRACT_SECTION, "requirement"),
+])
+def test_each_generated_table_appears_once(path, section, first):
+    """Generated tables are regenerated in place, never appended: one table of each kind."""
+    found = [t for t in tables_in(path, section)
+             if t.header and t.header[0].strip("` ").lower() == first]
+    assert len(found) == 1, (f"{rel(path)}, section {section!r}: {len(found)} tables whose first "
+                             f"column is {first!r} (at lines {[t.line for t in found]}); keep one "
+                             "and regenerate it in place: python tests/test_docs.py --write")
+
+
+# -- regenerating in place ---------------------------------------------------------------------
+
+
+_SUMMARY = re.compile(r"^\d+ scenarios in \d+ files; ")
+
+
+def _replace_table(lines: list[str], table: Table, new_rows: list[str]) -> None:
+    start = table.line - 1  # the header row; the separator follows, then the rows
+    lines[start + 2:start + 2 + len(table.rows)] = new_rows
+
+
+def write_generated(scenarios) -> list[str]:
+    """Regenerate every generated table (and the catalog's summary line) in place; return the
+    files changed. A table is found as the tests find it, so it is replaced where it stands."""
+    changed = []
+    ordered = _ordered(scenarios)
+    jobs = {
+        SCENARIOS_DOC: [(CATALOG_SECTION, "file", [render_catalog_row(sc) for sc in ordered]),
+                        (CATALOG_SECTION, "requirement",
+                         [render_scenarios_requirement_row(r, scenarios) for r in REQUIREMENTS])],
+        CONTRACT: [(CONTRACT_SECTION, "requirement",
+                    [render_contract_row(r, scenarios) for r in REQUIREMENTS])],
+    }
+    for path, tables in jobs.items():
+        before = path.read_text(encoding="utf-8")
+        for section, first, rows in tables:
+            # Later tables first would be wrong after an earlier one changes length: re-read.
+            lines = path.read_text(encoding="utf-8").split("\n")
+            _replace_table(lines, find_table(path, section, first), rows)
+            path.write_text("\n".join(lines), encoding="utf-8")
+        if path == SCENARIOS_DOC:
+            lines = path.read_text(encoding="utf-8").split("\n")
+            in_section = {n for n, _, _ in section_lines(path, CATALOG_SECTION)}
+            for i, line in enumerate(lines):
+                if i + 1 in in_section and _SUMMARY.match(line):
+                    lines[i] = catalog_summary(scenarios)
+            path.write_text("\n".join(lines), encoding="utf-8")
+        if path.read_text(encoding="utf-8") != before:
+            changed.append(rel(path))
+    return changed
+
+
 if __name__ == "__main__":  # pragma: no cover
-    print(render_all(load_catalog()))
+    if sys.argv[1:] == ["--write"]:
+        print("regenerated:", ", ".join(write_generated(load_catalog())) or "nothing to change")
+    else:
+        print(render_all(load_catalog()))

@@ -926,8 +926,10 @@ def test_never_instance_with_the_generation_is_a_gap_handoff_not_a_rollback(h):
     h.assert_clean()
 
 
-def test_rollback_requires_the_retired_instance_to_be_non_terminal(h):
-    # OWN-13: the retired A renamed back but still exited: no rollback until it runs.
+def test_rollback_to_a_retired_instance_left_exited(h):
+    # OWN-13: the retired A renamed back but never started again (the rollback's start failed):
+    # it is rolled back to as it is, exited; starting it later makes it Ready. OWN-20: every
+    # schedule of this story ends on A, whether or not B was adopted first.
     a, b, _ = handed_off(h)
     h.observe()
     h.observe()
@@ -935,10 +937,25 @@ def test_rollback_requires_the_retired_instance_to_be_non_terminal(h):
     h.story.remove(b)
     h.story.rename(a, h.story.canonical)
     snap = h.observe()
-    assert snap.instance_id == b and snap.reason == CONFLICT
+    assert (snap.instance_id, snap.reason) == (a, "ContainerExited")
+    assert len(h.warnings("SandboxInstanceRollback")) == 1
     h.story.start(a)
     assert h.observe().instance_id == a
     h.assert_clean()
+
+
+def test_rollback_requires_the_retired_instance_to_be_running_or_exited(h):
+    # OWN-13: a retired A renamed back but dead is no rollback target.
+    a, b, _ = handed_off(h)
+    h.observe()
+    h.observe()
+    h.story.stop(b)
+    h.story.remove(b)
+    h.story.rename(a, h.story.canonical)
+    h.engine.set_state(a, "dead")
+    snap = h.observe()
+    assert snap.instance_id == b and snap.reason == CONFLICT
+    assert h.warnings("SandboxInstanceRollback") == []
 
 
 def test_rollback_refused_when_another_candidate_is_not_a_retired_backup(h):

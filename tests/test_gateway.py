@@ -69,6 +69,15 @@ PHASES = [
     ("False", "ContainerOwnershipPersistFailed", "Error"),
     ("False", "ContainerInstanceMissing", "Error"),
     ("False", "", "Error"),
+    # OpenShell's drivers and gateway: readiness gates still open are provisioning (its
+    # is_terminal_failure_reason compares case-insensitively); an Unknown status is too.
+    ("False", "HealthCheckStarting", "Provisioning"),
+    ("False", "containerstarting", "Provisioning"),
+    ("False", "SupervisorNotConnected", "Provisioning"),
+    ("Unknown", "InspectFailed", "Provisioning"),
+    ("Unknown", "", "Provisioning"),
+    ("False", "ContainerRestarting", "Error"),
+    ("True", "BackendReady", "Ready"),
 ]
 
 
