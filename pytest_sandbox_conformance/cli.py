@@ -7,6 +7,9 @@
 * ``sandbox-conformance schema``: print the JSON Schema of scenario files and of each step.
 * ``sandbox-conformance make-image [--ref REF] [--busybox PATH]``: build the sandbox image from a
   static busybox and import it into the Docker engine (``DOCKER_HOST`` or the current context).
+* ``sandbox-conformance supervisor-stub PATH``: write a stand-in for OpenShell's in-sandbox
+  supervisor (a tiny static x86-64 ELF that runs ``/bin/sh`` until it is stopped), for drivers
+  that bind-mount a supervisor binary into their containers (``docs/openshell.md``).
 """
 
 from __future__ import annotations
@@ -78,6 +81,18 @@ def _make_image(ref: str, busybox: str | None) -> int:
     return 0
 
 
+def _supervisor_stub(path: str) -> int:
+    from .adapters.supervisor_stub import write_supervisor_stub
+
+    try:
+        out = write_supervisor_stub(path)
+    except OSError as exc:
+        print(f"sandbox-conformance supervisor-stub: cannot write {path}: {exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox-conformance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mk.add_argument("--ref", default="sbx-busybox:local", help="image name (default: %(default)s)")
     mk.add_argument("--busybox", default=None, metavar="PATH",
                     help="a static busybox (default: /bin/busybox, else the usual places)")
+    stub = sub.add_parser("supervisor-stub", help="write a stand-in for OpenShell's in-sandbox "
+                          "supervisor (a static x86-64 ELF running /bin/sh until stopped)")
+    stub.add_argument("path", metavar="PATH", help="where to write it (mode 0755)")
     args = parser.parse_args(argv)
     if args.command == "lint":
         return _lint(args.paths)
@@ -99,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list(args.paths)
     if args.command == "make-image":
         return _make_image(args.ref, args.busybox)
+    if args.command == "supervisor-stub":
+        return _supervisor_stub(args.path)
     print(json.dumps({"scenario": SCENARIO_SCHEMA, "steps": STEP_SCHEMAS}, indent=2))
     return 0
 

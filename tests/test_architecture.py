@@ -215,7 +215,7 @@ LAYERS = {
     "reports": {"run", "scenario", "exploration"},
     "plugin": {"api", "engines", "scenario", "exploration", "adapters", "live", "run", "reports",
                "gate"},
-    "cli": {"scenario", "exploration", "engines", "plugin", "reports"},
+    "cli": {"scenario", "exploration", "engines", "plugin", "reports", "adapters"},
 }
 
 
