@@ -227,7 +227,7 @@ def test_help_names_every_flag(binary):
                          check=True).stdout
     for flag in ("--bind-socket", "--docker-host", "--namespace", "--poll-interval", "--image",
                  "--supervisor", "--state-dir", "--network", "--name-scheme", "--gpu-style",
-                 "--watch", "--engine", "--short-ids", "--stop-timeout"):
+                 "--watch", "--engine", "--short-ids", "--generation-label", "--stop-timeout"):
         assert flag in out, flag
     bad = subprocess.run([str(binary), "--bind-socket", "/tmp/x", "--namespace", "n",
                           "--poll-interval", "0"], capture_output=True, text=True, timeout=30)
@@ -679,6 +679,17 @@ def test_gpu_device_requests_in_the_create_body(binary, fake_docker):
         assert {k: v for k, v in request.items() if v not in (None, "", [], {})} == expected
         assert not fake_docker.bodies[f"openshell-demo-c-{style}"]["HostConfig"].get(
             "DeviceRequests")
+
+
+def test_a_generation_label_only_when_asked(binary, fake_docker):
+    for flag, name in (((), "plain"), (("--generation-label",), "generation")):
+        with PeerDriver(binary, "ns-gen", "--poll-interval", POLL, *flag,
+                        docker_host=fake_docker.url) as driver:
+            create(driver, name)
+    key = "openshell.ai/docker-instance-generation"
+    assert key not in fake_docker.bodies["openshell-demo-plain"]["Labels"]
+    value = fake_docker.bodies["openshell-demo-generation"]["Labels"][key]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", value)
 
 
 def test_one_exact_container_list_per_poll(binary, fake_docker):

@@ -24,7 +24,7 @@ use crate::snapshot::{self, by_sandbox, deleted_event, from_inspect, from_summar
 use crate::{log, GpuStyle, NameScheme};
 use crate::{
     LABEL_MANAGED_BY, LABEL_MANAGED_BY_VALUE, LABEL_SANDBOX_ID, LABEL_SANDBOX_NAME,
-    LABEL_SANDBOX_NAMESPACE, LABEL_SANDBOX_WORKSPACE,
+    LABEL_GENERATION, LABEL_SANDBOX_NAMESPACE, LABEL_SANDBOX_WORKSPACE,
 };
 
 /// Where the supervisor is mounted in each container (and its entrypoint), as in OpenShell.
@@ -47,6 +47,7 @@ pub struct Config {
     pub name_scheme: NameScheme,
     pub gpu_style: GpuStyle,
     pub short_ids: bool,
+    pub generation_label: bool,
     pub poll_interval: Duration,
     pub stop_timeout: i32,
 }
@@ -83,6 +84,21 @@ fn sanitize(value: &str) -> String {
         .collect::<String>()
         .trim_matches('-')
         .to_string()
+}
+
+/// A random UUIDv4 (from the kernel's random source).
+fn uuid_v4() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
+        // No /dev/urandom: the clock (unique enough for a test driver, not unguessable).
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b = now.as_nanos().to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// A sandbox id must name one folder under the state dir.
@@ -243,6 +259,11 @@ impl Driver {
         labels.insert(LABEL_SANDBOX_NAME.to_string(), sandbox.name.clone());
         labels.insert(LABEL_SANDBOX_NAMESPACE.to_string(), self.cfg.namespace.clone());
         labels.insert(LABEL_SANDBOX_WORKSPACE.to_string(), workspace);
+        if self.cfg.generation_label {
+            labels.insert(LABEL_GENERATION.to_string(), uuid_v4());
+        } else {
+            labels.remove(LABEL_GENERATION);
+        }
 
         // Template environment, then the spec's, then the keys the driver owns.
         let mut env: BTreeMap<String, String> = template.environment.clone().into_iter().collect();

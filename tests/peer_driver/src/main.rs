@@ -30,6 +30,8 @@ pub const LABEL_SANDBOX_ID: &str = "openshell.ai/sandbox-id";
 pub const LABEL_SANDBOX_NAME: &str = "openshell.ai/sandbox-name";
 pub const LABEL_SANDBOX_NAMESPACE: &str = "openshell.ai/sandbox-namespace";
 pub const LABEL_SANDBOX_WORKSPACE: &str = "openshell.ai/sandbox-workspace";
+/// Set only with --generation-label (the suite's contract names it; OpenShell main sets none).
+pub const LABEL_GENERATION: &str = "openshell.ai/docker-instance-generation";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NameScheme {
@@ -128,6 +130,12 @@ struct Args {
     /// Report 12-character container ids as instance ids (as OpenShell's Podman driver does)
     #[arg(long)]
     short_ids: bool,
+
+    /// Also put a fresh UUIDv4 generation label (openshell.ai/docker-instance-generation) on each
+    /// created container. Off by default: OpenShell main sets none, and a suite run then stops
+    /// at the first create (OWN-1); with it, the suite's later checks run too
+    #[arg(long)]
+    generation_label: bool,
 
     /// Seconds StopSandbox gives a container before it is killed (OpenShell: 10)
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -263,6 +271,7 @@ async fn run(args: Args) -> i32 {
             name_scheme: args.name_scheme,
             gpu_style: args.gpu_style,
             short_ids: args.short_ids,
+            generation_label: args.generation_label,
             poll_interval: Duration::from_secs_f64(args.poll_interval),
             stop_timeout: i32::try_from(args.stop_timeout).unwrap_or(i32::MAX),
         },
