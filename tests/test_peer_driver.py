@@ -114,8 +114,9 @@ def run(binary, namespace):
 class Watch:
     """A WatchSandboxes stream read by a thread; :meth:`next` waits for a matching message."""
 
-    def __init__(self, stub) -> None:
-        self.call = stub.WatchSandboxes(pb.WatchSandboxesRequest())
+    def __init__(self, driver: PeerDriver) -> None:
+        self.driver = driver
+        self.call = driver.stub.WatchSandboxes(pb.WatchSandboxesRequest())
         self.messages: queue.Queue = queue.Queue()
         self.seen: list[str] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -133,14 +134,15 @@ class Watch:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no {what} within {timeout:g} s; seen: {self.seen}")
+                raise AssertionError(f"no {what} within {timeout:g} s; seen: {self.seen}; "
+                                     f"the driver's log:\n{self.driver.log()}")
             try:
                 message = self.messages.get(timeout=left)
             except queue.Empty:
                 continue
             if isinstance(message, grpc.RpcError):
                 raise AssertionError(f"the stream failed: {message.code()} {message.details()}; "
-                                     f"seen: {self.seen}")
+                                     f"seen: {self.seen}; the driver's log:\n{self.driver.log()}")
             self.seen.append(describe(message))
             if match(message):
                 return message
@@ -241,7 +243,7 @@ def test_capabilities_and_sigterm_with_an_open_stream(run, namespace):
     assert re.fullmatch(r"\d+\.\d+\.\d+", reply.driver_version)
     assert reply.default_image == IMAGE
     assert stat.S_IMODE(os.stat(driver.socket_path).st_mode) == 0o600
-    watch = Watch(driver.stub)
+    watch = Watch(driver)
     watch.drain(0.2)
     took = driver.stop()
     assert took < 1.0, f"exit took {took:.2f} s"
@@ -402,7 +404,7 @@ def test_workspace_name_scheme_and_a_request_command(run, engine, namespace):
 
 def test_stop_and_start_rpcs(run, engine, namespace):
     driver = run("--stop-timeout", "0")
-    watch = Watch(driver.stub)
+    watch = Watch(driver)
     create(driver, "s1")
     [container] = containers_of(engine, namespace, "s1")
     watch.next(snapshot_of("s1", container.id, "True"))
@@ -425,7 +427,7 @@ def test_watch_opens_with_a_full_snapshot_for_every_watcher(run, engine, namespa
     first.stop()
     # A fresh process: its stream opens with both sandboxes, listed on open; so does a 2nd one.
     driver = run()
-    streams = [Watch(driver.stub), Watch(driver.stub)]
+    streams = [Watch(driver), Watch(driver)]
     for watch in streams:
         opening = [watch.next(lambda m: True), watch.next(lambda m: True)]
         assert sorted(m.sandbox.sandbox.id for m in opening) == ["s1", "s2"]
@@ -439,7 +441,7 @@ def test_watch_opens_with_a_full_snapshot_for_every_watcher(run, engine, namespa
 
 def test_docker_stop_updates_the_snapshot_and_rm_emits_deleted(run, engine, namespace):
     driver = run()
-    watch = Watch(driver.stub)
+    watch = Watch(driver)
     create(driver, "s1")
     [container] = containers_of(engine, namespace, "s1")
     watch.next(snapshot_of("s1", container.id, "True"))
@@ -461,7 +463,7 @@ def test_the_container_listed_last_wins(run, engine, namespace):
 
     with ObservationGate(docker_url()) as gate:
         driver = run(docker_host=gate.url)
-        watch = Watch(driver.stub)
+        watch = Watch(driver)
         with gate.during("CreateSandbox"):
             create(driver, "s1")
         [original] = containers_of(engine, namespace, "s1")
@@ -492,7 +494,7 @@ def test_the_container_listed_last_wins(run, engine, namespace):
 
 def test_short_ids(run, engine, namespace):
     driver = run("--short-ids")
-    watch = Watch(driver.stub)
+    watch = Watch(driver)
     create(driver, "s1")
     [container] = containers_of(engine, namespace, "s1")
     watch.next(snapshot_of("s1", container.id[:12], "True"))
@@ -519,7 +521,7 @@ def test_engine_errors_back_off(run):
 
 def test_events_mode_emits_deleted_on_remove_without_polling(run, engine, namespace):
     driver = run("--watch", "events")
-    watch = Watch(driver.stub)
+    watch = Watch(driver)
     create(driver, "s1")
     [container] = containers_of(engine, namespace, "s1")
     watch.next(snapshot_of("s1", container.id, "True"))
@@ -551,7 +553,7 @@ def test_events_mode_on_podman(binary):
                         "--engine", "podman", "--short-ids", docker_host=url)
     try:
         driver.start()
-        watch = Watch(driver.stub)
+        watch = Watch(driver)
         create(driver, "s1")
         [container] = containers_of(client, namespace, "s1")
         watch.next(snapshot_of("s1", container.id[:12], "True"))

@@ -546,6 +546,7 @@ impl Driver {
         let mut backoff = interval;
         let mut tracked: HashMap<String, (u64, DriverSandbox)> = HashMap::new();
         let mut current: BTreeMap<String, DriverSandbox> = BTreeMap::new();
+        let mut deleted: BTreeSet<String> = BTreeSet::new();
         let mut seq: u64 = 0;
         loop {
             let (mut rx, list) = match opened.take() {
@@ -577,12 +578,14 @@ impl Driver {
             for id in current.keys() {
                 if !next.contains_key(id) {
                     self.publish(deleted_event(id.clone()));
+                    deleted.insert(id.clone());
                 }
             }
+            deleted.retain(|id| !next.contains_key(id));
             current = next;
             while let Some(item) = rx.recv().await {
                 match item {
-                    Ok(event) => self.apply_event(event, &mut tracked, &mut current, &mut seq).await,
+                    Ok(event) => self.apply_event(event, &mut tracked, &mut current, &mut deleted, &mut seq).await,
                     Err(err) => {
                         log!("engine event stream failed: {err}");
                         break;
@@ -599,6 +602,7 @@ impl Driver {
         event: ContainerEvent,
         tracked: &mut HashMap<String, (u64, DriverSandbox)>,
         current: &mut BTreeMap<String, DriverSandbox>,
+        deleted: &mut BTreeSet<String>,
         seq: &mut u64,
     ) {
         let attrs = &event.attributes;
@@ -614,8 +618,8 @@ impl Driver {
             "destroy" | "remove" => {
                 tracked.remove(&cid);
             }
-            "create" | "start" | "stop" | "die" | "kill" | "pause" | "unpause" | "restart" | "rename"
-            | "update" | "oom" | "health_status" => match self.engine.inspect(&cid).await {
+            "create" | "init" | "start" | "stop" | "die" | "died" | "kill" | "pause" | "unpause"
+            | "restart" | "rename" | "update" | "oom" | "health_status" => match self.engine.inspect(&cid).await {
                 Ok(inspect) => match from_inspect(&inspect, self.cfg.short_ids) {
                     Some(sandbox) => {
                         *seq += 1;
@@ -642,13 +646,19 @@ impl Driver {
             .map(|(_, s)| s.clone());
         match winner {
             Some(sandbox) => {
+                deleted.remove(&sandbox_id);
                 if current.get(&sandbox_id) != Some(&sandbox) {
                     current.insert(sandbox_id, sandbox.clone());
                     self.publish(sandbox_event(sandbox));
                 }
             }
             None => {
-                if current.remove(&sandbox_id).is_some() {
+                // The sandbox's last container is gone. Watchers may know the sandbox from an
+                // RPC's snapshot even when this task never saw it (events lag behind: Podman's
+                // file event log delivers a create after the container was removed), so Deleted
+                // goes out once per disappearance, whether or not it was in `current`.
+                current.remove(&sandbox_id);
+                if deleted.insert(sandbox_id.clone()) {
                     self.publish(deleted_event(sandbox_id));
                 }
             }
