@@ -45,6 +45,12 @@ POLL = "0.05"
 WAIT = 10.0
 
 
+def unique(prefix: str) -> str:
+    """A sandbox id no other test (nor another run on the engine) uses: container names are
+    global on an engine, and they contain the id."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 def _no_engine(reason: str) -> None:
     if REQUIRE_ENGINE:
         pytest.fail(f"{reason} (SANDBOX_CONFORMANCE_REQUIRE_ENGINE=1 requires it)", pytrace=False)
@@ -295,89 +301,93 @@ def test_clients_of_another_uid_are_refused(run):
 
 
 def test_create_get_list_delete(run, engine, namespace):
+    s1 = unique("s1")
     driver = run()
-    create(driver, "s1")
-    [container] = containers_of(engine, namespace, "s1")
-    got = driver.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id="s1"), timeout=30).sandbox
-    assert (got.id, got.name, got.namespace) == ("s1", "demo", namespace)
+    create(driver, s1)
+    [container] = containers_of(engine, namespace, s1)
+    got = driver.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=s1), timeout=30).sandbox
+    assert (got.id, got.name, got.namespace) == (s1, "demo", namespace)
     assert got.status.instance_id == container.id and len(container.id) == 64
-    assert got.status.sandbox_name == container.name == "openshell-demo-s1"
+    assert got.status.sandbox_name == container.name == f"openshell-demo-{s1}"
     [ready] = got.status.conditions
     assert (ready.type, ready.status, ready.reason) == ("Ready", "True", "BackendReady")
     by_name = driver.stub.GetSandbox(pb.GetSandboxRequest(sandbox_name="demo"), timeout=30).sandbox
-    assert by_name.id == "s1"
+    assert by_name.id == s1
     listed = driver.stub.ListSandboxes(pb.ListSandboxesRequest(), timeout=30).sandboxes
-    assert [s.id for s in listed] == ["s1"]
+    assert [s.id for s in listed] == [s1]
 
-    token_dir = driver.state_dir / "s1"
+    token_dir = driver.state_dir / s1
     assert token_dir.is_dir()
-    reply = driver.stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="s1"), timeout=60)
+    reply = driver.stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=s1), timeout=60)
     assert reply.deleted is True
-    assert containers_of(engine, namespace, "s1") == []
+    assert containers_of(engine, namespace, s1) == []
     assert not token_dir.exists()
-    again = driver.stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="s1"), timeout=60)
+    again = driver.stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=s1), timeout=60)
     assert again.deleted is False
-    err = rpc_error(driver.stub.GetSandbox, pb.GetSandboxRequest(sandbox_id="s1"))
+    err = rpc_error(driver.stub.GetSandbox, pb.GetSandboxRequest(sandbox_id=s1))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     err = rpc_error(driver.stub.GetSandbox, pb.GetSandboxRequest())
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert driver.log_lines("rpc DeleteSandbox id=s1")
+    assert driver.log_lines(f"rpc DeleteSandbox id={s1}")
 
 
 def test_requests_without_a_token_or_an_identity_are_refused(run, engine, namespace):
+    s1, s2 = unique("s1"), unique("s2")
     driver = run()
-    no_token = sandbox_request("s1", token=None)
+    no_token = sandbox_request(s1, token=None)
     err = rpc_error(driver.stub.CreateSandbox, pb.CreateSandboxRequest(sandbox=no_token))
     assert err.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
     assert "token" in err.details()
     err = rpc_error(driver.stub.ValidateSandboxCreate,
                     pb.ValidateSandboxCreateRequest(sandbox=no_token))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    for nameless in (sandbox_request("", name="demo"), sandbox_request("s2", name="")):
+    for nameless in (sandbox_request("", name="demo"), sandbox_request(s2, name="")):
         for call, request in ((driver.stub.ValidateSandboxCreate, pb.ValidateSandboxCreateRequest),
                               (driver.stub.CreateSandbox, pb.CreateSandboxRequest)):
             assert rpc_error(call, request(sandbox=nameless)).code() == \
                 grpc.StatusCode.INVALID_ARGUMENT
     driver.stub.ValidateSandboxCreate(
-        pb.ValidateSandboxCreateRequest(sandbox=sandbox_request("s1")), timeout=10)
+        pb.ValidateSandboxCreateRequest(sandbox=sandbox_request(s1)), timeout=10)
     assert containers_of(engine, namespace) == []
-    assert not (driver.state_dir / "s1").exists()
+    assert not (driver.state_dir / s1).exists()
 
 
 def test_a_second_create_of_one_id_is_already_exists(run, engine, namespace):
+    s1 = unique("s1")
     driver = run()
-    create(driver, "s1")
+    create(driver, s1)
     err = rpc_error(driver.stub.CreateSandbox,
-                    pb.CreateSandboxRequest(sandbox=sandbox_request("s1", name="other")))
+                    pb.CreateSandboxRequest(sandbox=sandbox_request(s1, name="other")))
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert len(containers_of(engine, namespace, "s1")) == 1
+    assert len(containers_of(engine, namespace, s1)) == 1
 
 
 def test_container_shape_supervisor_token_and_labels(run, engine, namespace, tmp_path):
+    s1 = unique("s1")
     supervisor = tmp_path / "openshell-sandbox"
     supervisor.write_text('#!/bin/sh\necho "supervised $OPENSHELL_SANDBOX_ID"\n'
                           'cat "$OPENSHELL_SANDBOX_TOKEN_FILE"\nexec "$@"\n')
     supervisor.chmod(0o755)
     driver = run("--supervisor", str(supervisor))
-    create(driver, "s1", token="secret-1", env={"GREETING": "hi"})
-    [container] = containers_of(engine, namespace, "s1")
+    create(driver, s1, token="secret-1", env={"GREETING": "hi"})
+    [container] = containers_of(engine, namespace, s1)
     attrs = container.attrs
     assert attrs["Config"]["Entrypoint"] == ["/opt/openshell/bin/openshell-sandbox"]
     assert attrs["Config"]["Cmd"] == ["sleep", "2147483647"]
     assert attrs["HostConfig"]["NetworkMode"] == "none"
-    token_dir = driver.state_dir / "s1"
+    token_dir = driver.state_dir / s1
     binds = attrs["HostConfig"]["Binds"]
     assert f"{supervisor}:/opt/openshell/bin/openshell-sandbox:ro,z" in binds
     assert f"{token_dir}:/etc/openshell/auth:ro,z" in binds
     labels = attrs["Config"]["Labels"]
     assert {k: labels[k] for k in ("openshell.ai/managed-by", ID_LABEL, "openshell.ai/sandbox-name",
                                     NS_LABEL, TEST_LABEL, "team")} == {
-        "openshell.ai/managed-by": "openshell", ID_LABEL: "s1",
+        "openshell.ai/managed-by": "openshell", ID_LABEL: s1,
         "openshell.ai/sandbox-name": "demo", NS_LABEL: namespace, TEST_LABEL: "peer", "team": "ml"}
     assert not [k for k in labels if "generation" in k], labels  # OpenShell main sets none
     env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
     assert (env["OPENSHELL_SANDBOX_ID"], env["OPENSHELL_SANDBOX"], env["GREETING"]) == \
-        ("s1", "demo", "hi")
+        (s1, "demo", "hi")
     assert attrs["HostConfig"].get("DeviceRequests") in (None, [])
     # The token file: 0600 in a 0700 folder, readable in the container through the mount.
     assert stat.S_IMODE(token_dir.stat().st_mode) == 0o700
@@ -387,31 +397,33 @@ def test_container_shape_supervisor_token_and_labels(run, engine, namespace, tmp
     deadline = time.monotonic() + WAIT
     while b"secret-1" not in container.logs() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert container.logs().decode().split() == ["supervised", "s1", "secret-1"]
+    assert container.logs().decode().split() == ["supervised", s1, "secret-1"]
     container.reload()
     assert container.status == "running"
 
 
 def test_workspace_name_scheme_and_a_request_command(run, engine, namespace):
+    s1 = unique("s1")
     driver = run("--name-scheme", "workspace")
-    create(driver, "s1", name="My Box", command=("sleep", "1000"))
-    [container] = containers_of(engine, namespace, "s1")
-    assert container.name == "openshell-default--my-box-s1"
+    create(driver, s1, name="My Box", command=("sleep", "1000"))
+    [container] = containers_of(engine, namespace, s1)
+    assert container.name == f"openshell-default--my-box-{s1}"
     assert container.attrs["Config"]["Cmd"] == ["sleep", "1000"]
     assert container.attrs["Config"]["Entrypoint"] in (None, [])  # no --supervisor
     assert container.labels["openshell.ai/sandbox-workspace"] == "default"
 
 
 def test_stop_and_start_rpcs(run, engine, namespace):
+    s1 = unique("s1")
     driver = run("--stop-timeout", "0")
     watch = Watch(driver)
-    create(driver, "s1")
-    [container] = containers_of(engine, namespace, "s1")
-    watch.next(snapshot_of("s1", container.id, "True"))
-    driver.stub.StopSandbox(pb.StopSandboxRequest(sandbox_id="s1"), timeout=60)
-    watch.next(snapshot_of("s1", container.id, "False", "ContainerExited"))
-    driver.stub.StartSandbox(pb.StartSandboxRequest(sandbox_id="s1"), timeout=60)
-    watch.next(snapshot_of("s1", container.id, "True", "BackendReady"))
+    create(driver, s1)
+    [container] = containers_of(engine, namespace, s1)
+    watch.next(snapshot_of(s1, container.id, "True"))
+    driver.stub.StopSandbox(pb.StopSandboxRequest(sandbox_id=s1), timeout=60)
+    watch.next(snapshot_of(s1, container.id, "False", "ContainerExited"))
+    driver.stub.StartSandbox(pb.StartSandboxRequest(sandbox_id=s1), timeout=60)
+    watch.next(snapshot_of(s1, container.id, "True", "BackendReady"))
     err = rpc_error(driver.stub.StopSandbox, pb.StopSandboxRequest(sandbox_id="nope"))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     watch.cancel()
@@ -421,16 +433,17 @@ def test_stop_and_start_rpcs(run, engine, namespace):
 
 
 def test_watch_opens_with_a_full_snapshot_for_every_watcher(run, engine, namespace):
+    s1, s2 = unique("s1"), unique("s2")
     first = run()
-    create(first, "s1")
-    create(first, "s2", name="other")
+    create(first, s1)
+    create(first, s2, name="other")
     first.stop()
     # A fresh process: its stream opens with both sandboxes, listed on open; so does a 2nd one.
     driver = run()
     streams = [Watch(driver), Watch(driver)]
     for watch in streams:
         opening = [watch.next(lambda m: True), watch.next(lambda m: True)]
-        assert sorted(m.sandbox.sandbox.id for m in opening) == ["s1", "s2"]
+        assert sorted(m.sandbox.sandbox.id for m in opening) == [s1, s2]
         for message in opening:
             assert message.sandbox.sandbox.status.conditions[0].status == "True"
     assert len(driver.log_lines(": initial snapshot) -> 2 container(s)")) == 2
@@ -440,15 +453,16 @@ def test_watch_opens_with_a_full_snapshot_for_every_watcher(run, engine, namespa
 
 
 def test_docker_stop_updates_the_snapshot_and_rm_emits_deleted(run, engine, namespace):
+    s1 = unique("s1")
     driver = run()
     watch = Watch(driver)
-    create(driver, "s1")
-    [container] = containers_of(engine, namespace, "s1")
-    watch.next(snapshot_of("s1", container.id, "True"))
+    create(driver, s1)
+    [container] = containers_of(engine, namespace, s1)
+    watch.next(snapshot_of(s1, container.id, "True"))
     container.stop(timeout=0)
-    watch.next(snapshot_of("s1", container.id, "False", "ContainerExited"))
+    watch.next(snapshot_of(s1, container.id, "False", "ContainerExited"))
     container.remove(force=True)
-    watch.next(deleted_of("s1"))
+    watch.next(deleted_of(s1))
     # One container list per poll, numbered.
     polls = [int(m.group(1)) for line in driver.log_lines("(poll ")
              if (m := re.search(r"\(poll (\d+)\)", line))]
@@ -459,33 +473,34 @@ def test_docker_stop_updates_the_snapshot_and_rm_emits_deleted(run, engine, name
 def test_the_container_listed_last_wins(run, engine, namespace):
     """Two containers with one sandbox's labels: the snapshot is the one listed LAST (the gate
     reorders the poll's list oldest or newest first), as in OpenShell's Docker driver."""
+    s1 = unique("s1")
     from pytest_sandbox_conformance.gate import ObservationGate
 
     with ObservationGate(docker_url()) as gate:
         driver = run(docker_host=gate.url)
         watch = Watch(driver)
         with gate.during("CreateSandbox"):
-            create(driver, "s1")
-        [original] = containers_of(engine, namespace, "s1")
+            create(driver, s1)
+        [original] = containers_of(engine, namespace, s1)
         copy = engine.containers.run(IMAGE, ["sleep", "2147483647"], detach=True,
                                      labels=dict(original.labels), network_mode="none",
                                      name=f"{original.name}-copy")
-        watch.next(snapshot_of("s1", original.id, "True"))
+        watch.next(snapshot_of(s1, original.id, "True"))
         gate.set_holding(True)
         try:
             assert gate.wait_held(WAIT)
             gate.observe("oldest", WAIT)  # original, copy: the copy is last
-            watch.next(snapshot_of("s1", copy.id), what="the copy's snapshot")
+            watch.next(snapshot_of(s1, copy.id), what="the copy's snapshot")
             gate.observe("newest", WAIT)  # copy, original: the original is last
-            watch.next(snapshot_of("s1", original.id), what="the original's snapshot")
+            watch.next(snapshot_of(s1, original.id), what="the original's snapshot")
             with gate.during("GetSandbox"):  # get answers with the FIRST listed (newest: copy)
-                got = driver.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id="s1"), timeout=30)
+                got = driver.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=s1), timeout=30)
             assert got.sandbox.status.instance_id == copy.id
             # Delete removes every container with the sandbox's id.
             with gate.during("DeleteSandbox"):
-                reply = driver.stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="s1"),
+                reply = driver.stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=s1),
                                                   timeout=60)
-            assert reply.deleted and containers_of(engine, namespace, "s1") == []
+            assert reply.deleted and containers_of(engine, namespace, s1) == []
         finally:
             gate.set_holding(False)
             watch.cancel()
@@ -493,17 +508,19 @@ def test_the_container_listed_last_wins(run, engine, namespace):
 
 
 def test_short_ids(run, engine, namespace):
+    s1 = unique("s1")
     driver = run("--short-ids")
     watch = Watch(driver)
-    create(driver, "s1")
-    [container] = containers_of(engine, namespace, "s1")
-    watch.next(snapshot_of("s1", container.id[:12], "True"))
-    got = driver.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id="s1"), timeout=30).sandbox
+    create(driver, s1)
+    [container] = containers_of(engine, namespace, s1)
+    watch.next(snapshot_of(s1, container.id[:12], "True"))
+    got = driver.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=s1), timeout=30).sandbox
     assert got.status.instance_id == container.id[:12]
     watch.cancel()
 
 
 def test_engine_errors_back_off(run):
+    s1 = unique("s1")
     driver = run(docker_host="tcp://127.0.0.1:1")
     driver.stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=10)
     err = rpc_error(driver.stub.ListSandboxes, pb.ListSandboxesRequest())
@@ -520,16 +537,17 @@ def test_engine_errors_back_off(run):
 
 
 def test_events_mode_emits_deleted_on_remove_without_polling(run, engine, namespace):
+    s1 = unique("s1")
     driver = run("--watch", "events")
     watch = Watch(driver)
-    create(driver, "s1")
-    [container] = containers_of(engine, namespace, "s1")
-    watch.next(snapshot_of("s1", container.id, "True"))
+    create(driver, s1)
+    [container] = containers_of(engine, namespace, s1)
+    watch.next(snapshot_of(s1, container.id, "True"))
     lists = len(driver.log_lines("GET /containers/json"))
     container.stop(timeout=0)
-    watch.next(snapshot_of("s1", container.id, "False", "ContainerExited"))
+    watch.next(snapshot_of(s1, container.id, "False", "ContainerExited"))
     container.remove(force=True)
-    watch.next(deleted_of("s1"))
+    watch.next(deleted_of(s1))
     time.sleep(0.3)  # six poll intervals
     assert len(driver.log_lines("GET /containers/json")) == lists
     assert not driver.log_lines("(poll ")
@@ -539,6 +557,7 @@ def test_events_mode_emits_deleted_on_remove_without_polling(run, engine, namesp
 
 
 def test_events_mode_on_podman(binary):
+    s1 = unique("s1")
     url = os.environ.get("SANDBOX_PODMAN_URL")
     if not url:
         if REQUIRE_PODMAN:
@@ -554,11 +573,11 @@ def test_events_mode_on_podman(binary):
     try:
         driver.start()
         watch = Watch(driver)
-        create(driver, "s1")
-        [container] = containers_of(client, namespace, "s1")
-        watch.next(snapshot_of("s1", container.id[:12], "True"))
+        create(driver, s1)
+        [container] = containers_of(client, namespace, s1)
+        watch.next(snapshot_of(s1, container.id[:12], "True"))
         container.remove(force=True)
-        watch.next(deleted_of("s1"))
+        watch.next(deleted_of(s1))
         assert driver.log_lines("GET /v5.0.0/libpod/events?stream=true")
         assert not driver.log_lines("(poll ")
         watch.cancel()
