@@ -77,6 +77,8 @@ _sbx_engines_main() (
   # -- Podman ---------------------------------------------------------------------------------
   start_podman() {
     command -v podman >/dev/null || apt_install podman
+    # --init (HostConfig.Init) needs Podman's init binary, a package of its own on Debian.
+    [ -x /usr/libexec/podman/catatonit ] || apt_install catatonit
     log "podman $(podman --version | awk '{print $3}')"
     # Debian's Podman 4.3 as root here: it asks for higher file/process limits than root's hard
     # limits ("error setting rlimit type 7: operation not permitted"), so lower its defaults.

@@ -114,7 +114,9 @@ DRIVER_FILES = python_files(DRIVER)
 ENGINE_FILES = python_files(ENGINES)
 #: Parsing scenarios, exploring schedules and the run's model do no I/O beyond reading a file and
 #: import neither pytest nor docker.
-PURE_FILES = [PACKAGE / "api.py", ENGINES / "base.py", ENGINES / "fake.py", *DRIVER_FILES,
+PURE_FILES = [PACKAGE / "api.py", ENGINES / "base.py", ENGINES / "fake.py", ENGINES / "spec.py",
+              ENGINES / "clone.py", ENGINES / "fakecheck.py", ENGINES / "dockerapi.py",
+              ENGINES / "podman.py", *DRIVER_FILES,
               *python_files(PACKAGE / "scenario"), *python_files(PACKAGE / "exploration"),
               *python_files(PACKAGE / "run")]
 

@@ -1,4 +1,4 @@
-"""Container engines behind one interface: an in-memory fake and (later) real Docker/Podman.
+"""Container engines behind one interface: an in-memory fake and real Docker/Podman.
 
 Engines know nothing about drivers. Import the concrete engines from their modules
 (``engines.fake``, ``engines.docker``) so that importing the interface stays cheap.
@@ -10,6 +10,7 @@ from .base import (
     NON_TERMINAL_STATES,
     TERMINAL_STATES,
     Container,
+    ContainerConfig,
     ContainerSpec,
     DeviceRequest,
     Engine,
@@ -17,6 +18,7 @@ from .base import (
     EngineError,
     EngineInvalid,
     EngineNotFound,
+    Mount,
 )
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "NON_TERMINAL_STATES",
     "TERMINAL_STATES",
     "Container",
+    "ContainerConfig",
     "ContainerSpec",
     "DeviceRequest",
     "Engine",
@@ -32,4 +35,5 @@ __all__ = [
     "EngineError",
     "EngineInvalid",
     "EngineNotFound",
+    "Mount",
 ]

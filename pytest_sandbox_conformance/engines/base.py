@@ -19,18 +19,36 @@ from __future__ import annotations
 
 import abc
 import re
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Iterable, Mapping
+
+from .spec import (
+    DOCKER_DEFAULT_CAPABILITIES,
+    MOUNT_TYPES,
+    RESTART_POLICIES,
+    Container,
+    ContainerConfig,
+    ContainerSpec,
+    DeviceRequest,
+    Mount,
+    capability_name,
+    summary_of,
+)
 
 __all__ = [
     "ACTIVE_STATES",
     "ALL_STATES",
+    "DOCKER_DEFAULT_CAPABILITIES",
+    "MOUNT_TYPES",
     "NON_TERMINAL_STATES",
+    "RESTART_POLICIES",
     "TERMINAL_STATES",
     "Container",
+    "ContainerConfig",
     "ContainerSpec",
     "DeviceRequest",
+    "Mount",
+    "capability_name",
+    "summary_of",
     "Engine",
     "EngineConflict",
     "EngineError",
@@ -102,108 +120,6 @@ class EngineInvalid(EngineError):
     status = 400
 
 
-def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return MappingProxyType(dict(value or {}))
-
-
-@dataclass(frozen=True)
-class DeviceRequest:
-    """A Docker ``HostConfig.DeviceRequests`` entry.
-
-    ``--gpus all`` is ``DeviceRequest(count=-1, capabilities=(("gpu",),))``; a CDI device is
-    ``DeviceRequest(driver="cdi", device_ids=("nvidia.com/gpu=all",))``.
-    """
-
-    driver: str = ""
-    count: int = 0
-    device_ids: tuple[str, ...] = ()
-    capabilities: tuple[tuple[str, ...], ...] = ()
-    options: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "device_ids", tuple(self.device_ids))
-        object.__setattr__(self, "capabilities", tuple(tuple(c) for c in self.capabilities))
-        object.__setattr__(self, "options", _frozen_map(self.options))
-
-    def __hash__(self) -> int:
-        return hash((self.driver, self.count, self.device_ids, self.capabilities,
-                     tuple(sorted(self.options.items()))))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeviceRequest):
-            return NotImplemented
-        return (self.driver, self.count, self.device_ids, self.capabilities, dict(self.options)) == (
-            other.driver, other.count, other.device_ids, other.capabilities, dict(other.options))
-
-    @property
-    def is_gpu(self) -> bool:
-        """True for a request a GPU tool makes: ``--gpus`` capabilities or an NVIDIA CDI device."""
-        if any("gpu" in caps for caps in self.capabilities):
-            return True
-        return any(d.startswith("nvidia.com/gpu") for d in self.device_ids)
-
-
-def _freeze_container_fields(obj: object) -> None:
-    """Make the mappings and sequences of a frozen container dataclass immutable too."""
-    object.__setattr__(obj, "labels", _frozen_map(obj.labels))  # type: ignore[attr-defined]
-    object.__setattr__(obj, "env", _frozen_map(obj.env))  # type: ignore[attr-defined]
-    object.__setattr__(obj, "command", tuple(obj.command))  # type: ignore[attr-defined]
-    object.__setattr__(obj, "device_requests",
-                       tuple(obj.device_requests))  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """What to create: the arguments of ``docker create``/``docker run`` that matter here."""
-
-    name: str
-    image: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    command: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    device_requests: tuple[DeviceRequest, ...] = ()
-    runtime: str | None = None
-
-    def __post_init__(self) -> None:
-        _freeze_container_fields(self)
-
-
-@dataclass(frozen=True)
-class Container:
-    """One container as ``list`` and ``inspect`` see it (immutable: engines hand out new ones).
-
-    ``name`` has no leading slash. ``created`` is a monotonic creation sequence number (fake) or
-    the creation time in nanoseconds (real engines; whole seconds times 10**9 in ``list``
-    results, as Docker's list reports seconds): only its order matters.
-
-    ``list`` results are summaries (Docker's list endpoint): ``id``, ``name``, ``image``,
-    ``state``, ``labels`` and ``created`` only; ``command``, ``env``, ``device_requests`` and
-    ``runtime`` are empty there and filled by ``inspect``. ``runtime`` is ``None`` for the
-    engine's default runtime.
-    """
-
-    id: str
-    name: str
-    image: str
-    state: str
-    labels: Mapping[str, str]
-    created: int
-    command: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    device_requests: tuple[DeviceRequest, ...] = ()
-    runtime: str | None = None
-
-    def __post_init__(self) -> None:
-        _freeze_container_fields(self)
-
-    def __hash__(self) -> int:  # mappings are not hashable; the id identifies a container
-        return hash(self.id)
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-
 #: A label filter: ``{"key": "value"}`` matches that exact value, ``{"key": None}`` matches the
 #: key with any value (Docker's ``label=key=value`` and ``label=key`` filters).
 LabelFilter = Mapping[str, "str | None"]
@@ -233,6 +149,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def create(self, spec: ContainerSpec) -> str:
         """Create (but do not start) a container; return its ID.
+
+        Every field of the spec is sent (see :class:`ContainerConfig`); a ``network_mode`` of
+        ``""`` creates the container without a network (``none``). Refused as Docker refuses
+        them: a taken name (409), an invalid name, an unknown runtime or capability, a bind mount
+        whose source does not exist or a relative mount path, an invalid restart policy (400).
 
         A real engine never returns an empty ID, but drivers must treat one as an error
         (contract OWN-1), so the fake can be told to return one.
@@ -267,7 +188,8 @@ class Engine(abc.ABC):
         """All containers (stopped ones included) whose labels match ``labels``, newest first.
 
         One request to a real engine; the results are summaries (see :class:`Container`):
-        inspect a container for its command, environment, device requests and runtime.
+        inspect a container for its configuration (command, environment, mounts, device
+        requests, runtime, ...).
         """
 
     @abc.abstractmethod

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterator, Mapping
 from .base import (
     Container,
     ContainerSpec,
-    DeviceRequest,
     Engine,
     EngineConflict,
     EngineError,
@@ -34,6 +33,7 @@ from .base import (
     EngineNotFound,
     LabelFilter,
 )
+from .dockerapi import create_body, from_inspect
 
 __all__ = ["DockerEngine", "INSTALL_HINT", "map_docker_errors", "parse_created", "resolve_endpoint"]
 
@@ -153,24 +153,6 @@ def parse_created(value: str) -> int:
     return seconds * 1_000_000_000 + nanos
 
 
-def _parse_env(entries: list[str] | None) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for entry in entries or ():
-        key, _, value = entry.partition("=")
-        env[key] = value
-    return env
-
-
-def _device_request(raw: Mapping[str, Any]) -> DeviceRequest:
-    return DeviceRequest(
-        driver=raw.get("Driver") or "",
-        count=raw.get("Count") or 0,
-        device_ids=tuple(raw.get("DeviceIDs") or ()),
-        capabilities=tuple(tuple(c) for c in raw.get("Capabilities") or ()),
-        options=dict(raw.get("Options") or {}),
-    )
-
-
 #: How long a call waits for the engine's list to show its effect (see DockerEngine._listed_as).
 LIST_SETTLE_TIMEOUT = 2.0
 
@@ -202,18 +184,23 @@ class DockerEngine(Engine):
     filters, whatever the number of containers, and builds each :class:`Container` from that
     summary alone: ``id``, ``name``, ``image``, ``state``, ``labels`` and ``created`` (Docker's
     list reports whole seconds, so ``created`` is ``seconds * 10**9``: it orders like creation
-    but ties within one second; the list itself is exactly newest first). The summary has no
-    command, environment, device requests or runtime, so those are empty (``()``, ``{}``,
-    ``()``, ``None``) in list results; :meth:`inspect` (one request per container) fills
-    everything, with ``created`` in nanoseconds. A driver's observation therefore costs one
-    request; whoever needs a container's GPU requests inspects it. The in-memory fake returns the
-    same summaries from ``list``.
+    but ties within one second; the list itself is exactly newest first). Every configuration
+    field (command, environment, mounts, device requests, runtime, ...) is at its default in
+    list results; :meth:`inspect` (one request per container) fills everything, with
+    ``created`` in nanoseconds. A driver's observation therefore costs one request; whoever
+    needs a container's GPU requests inspects it. The in-memory fake returns the same summaries
+    from ``list``.
 
-    ``runtime`` is ``None`` when the container runs the engine's default runtime (Docker reports
-    its default, ``runc``, for every container that asked for none).
+    ``create`` sends the whole :class:`~.spec.ContainerConfig` (:func:`.dockerapi.create_body`),
+    ``inspect`` reads it back (:func:`.dockerapi.from_inspect`); a container created without a
+    network mode gets ``none``: no bridge, no iptables, nothing to pull. ``runtime`` is ``None``
+    when the container runs the engine's default runtime (Docker reports its default, ``runc``,
+    for every container that asked for none).
 
-    Every container is created with ``network_mode="none"``: no bridge, no iptables, nothing to
-    pull; sandboxes here only need to exist and run.
+    **Podman.** The constructor asks the engine what it is (``GET /version``'s components);
+    behind Podman's Docker-compatible API (:attr:`is_podman`) inspect answers are read through
+    :mod:`.podman`, which smooths what Podman reports differently (image volumes, capabilities,
+    network names, its environment additions), whatever ``name`` says.
 
     For benchmarks, :attr:`calls` counts requests per operation (failures included, like the
     fake's counter) and :attr:`api_seconds` totals the time spent inside them.
@@ -227,6 +214,8 @@ class DockerEngine(Engine):
         self.api_seconds = 0.0
         self.closed = False
         self._info: dict[str, Any] | None = None
+        #: Whether the engine is Podman (its Docker-compatible API), from ``GET /version``.
+        self.is_podman = False
         self.base_url, tls, self.endpoint_source = resolve_endpoint(base_url)
         self._where = f"the {name} engine at {self.base_url} (from {self.endpoint_source})"
         self._api = self._connect(tls, timeout)
@@ -240,12 +229,15 @@ class DockerEngine(Engine):
             probe = client_class(base_url=self.base_url, version=_PROBE_VERSION,
                                  timeout=timeout, tls=tls)
             try:
-                version = probe.version(api_version=False)["ApiVersion"]
+                answer = probe.version(api_version=False)
+                version = answer["ApiVersion"]
             except Exception as exc:
                 raise EngineError(f"{self._where}: cannot reach the engine: {exc}",
                                   status=_UNREACHABLE) from exc
             finally:
                 probe.close()
+            self.is_podman = any("podman" in str(c.get("Name", "")).lower()
+                                 for c in answer.get("Components") or ())
             return client_class(base_url=self.base_url, version=version, timeout=timeout, tls=tls)
 
     def _check_unix_socket(self) -> None:
@@ -319,20 +311,9 @@ class DockerEngine(Engine):
         if not spec.name:
             # The API would invent a random name; the Engine interface always names containers.
             raise EngineInvalid("Invalid container name (), a container needs a name")
-        types = self._docker.types
-        requests = [
-            types.DeviceRequest(driver=r.driver, count=r.count, device_ids=list(r.device_ids),
-                                capabilities=[list(c) for c in r.capabilities],
-                                options=dict(r.options))
-            for r in spec.device_requests
-        ]
+        body = create_body(spec, is_podman=self.is_podman)
         with self._call("create"):
-            host_config = self._api.create_host_config(
-                network_mode="none", device_requests=requests or None, runtime=spec.runtime)
-            answer = self._api.create_container(
-                image=spec.image, command=list(spec.command) or None, name=spec.name,
-                labels=dict(spec.labels), environment=dict(spec.env) or None,
-                host_config=host_config)
+            answer = self._api.create_container_from_config(body, spec.name)
         return answer.get("Id", "") if answer else ""
 
     def start(self, container_id: str) -> None:
@@ -391,20 +372,8 @@ class DockerEngine(Engine):
     def inspect(self, container_id: str) -> Container:
         with self._call("inspect"):
             raw = self._api.inspect_container(container_id)
-        config = raw.get("Config") or {}
-        host = raw.get("HostConfig") or {}
-        return Container(
-            id=raw["Id"],
-            name=(raw.get("Name") or "").lstrip("/"),
-            image=config.get("Image") or raw.get("Image", ""),
-            state=(raw.get("State") or {}).get("Status", ""),
-            labels=config.get("Labels") or {},
-            created=parse_created(raw["Created"]),
-            command=tuple(config.get("Cmd") or ()),
-            env=_parse_env(config.get("Env")),
-            device_requests=tuple(_device_request(r) for r in host.get("DeviceRequests") or ()),
-            runtime=self._runtime(host.get("Runtime")),
-        )
+        return from_inspect(raw, parse_created=parse_created, runtime=self._runtime,
+                            is_podman=self.is_podman)
 
     def exec(self, container_id: str, argv: list[str]) -> tuple[int, str]:
         with self._call("exec"):

@@ -26,13 +26,18 @@ both; ``docs/engines.md`` lists the differences), the fake follows what Docker a
 * a device request no installed device driver can serve fails at *start* (500 "could not
   select device driver ...") and leaves the container ``created``; the fake has the ``nvidia``
   and ``cdi`` drivers (a GPU host) unless told otherwise (``device_drivers=()``: a host without
-  the NVIDIA container toolkit, like the Docker engine on the CPU machines).
+  the NVIDIA container toolkit, like the Docker engine on the CPU machines);
+* the whole configuration is recorded (:class:`~.spec.ContainerConfig`) and checked as Docker
+  checks it (:mod:`.fakecheck`): a bind whose source does not exist on this machine or a relative
+  mount path (400 at create), an unknown capability, an invalid restart policy (400), a malformed
+  security option (500), a network the engine does not have (404 at *start*).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 from collections import Counter, deque
 from dataclasses import replace
 from typing import Callable, Iterable, Union
@@ -50,11 +55,13 @@ from .base import (
     EngineNotFound,
     LabelFilter,
     labels_match,
+    summary_of,
     valid_container_name,
 )
+from .fakecheck import DEFAULT_NETWORKS, check_config
 
-__all__ = ["DEFAULT_DEVICE_DRIVERS", "DEFAULT_RUNTIMES", "EMPTY_ID", "FakeEngine", "Faults",
-           "ListOrder"]
+__all__ = ["DEFAULT_DEVICE_DRIVERS", "DEFAULT_NETWORKS", "DEFAULT_RUNTIMES", "EMPTY_ID",
+           "FakeEngine", "Faults", "ListOrder"]
 
 #: A list order: a named order or a function from the matching containers (newest first) to the
 #: list to return (it may reorder, but must return the same containers).
@@ -64,6 +71,9 @@ ListOrder = Union[str, Callable[[list[Container]], list[Container]]]
 EMPTY_ID = "empty-id"
 
 _NAMED_ORDERS = ("newest", "oldest")
+
+#: The fake host's name: the hostname of a container in the host's network.
+HOST_NAME = "fake-engine-host"
 
 #: The runtimes the fake knows by default: Docker's own plus the NVIDIA runtime (a GPU host).
 DEFAULT_RUNTIMES = frozenset({"runc", "io.containerd.runc.v2", "nvidia"})
@@ -117,8 +127,12 @@ class FakeEngine(Engine):
 
     def __init__(self, seed: str = "fake", list_order: ListOrder = "newest", *,
                  runtimes: Iterable[str] = DEFAULT_RUNTIMES,
-                 device_drivers: Iterable[str] = DEFAULT_DEVICE_DRIVERS) -> None:
+                 device_drivers: Iterable[str] = DEFAULT_DEVICE_DRIVERS,
+                 networks: Iterable[str] = DEFAULT_NETWORKS,
+                 path_exists: Callable[[str], bool] = os.path.exists) -> None:
         self._seed = seed
+        self.networks = frozenset(networks)
+        self._path_exists = path_exists
         self._runtimes = frozenset(runtimes)
         self.device_drivers = frozenset(device_drivers)
         self._counter = itertools.count(1)
@@ -184,6 +198,7 @@ class FakeEngine(Engine):
                 f"Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if spec.runtime is not None and spec.runtime not in self._runtimes:
             raise EngineInvalid(f"Unknown runtime specified {spec.runtime}")
+        check_config(spec, self._path_exists)
         if spec.name in self._by_name:
             other = self._by_name[spec.name]
             raise EngineConflict(
@@ -192,12 +207,16 @@ class FakeEngine(Engine):
                 "that name.")
         n = next(self._counter)
         cid = hashlib.sha256(f"{self._seed}:{n}".encode()).hexdigest()
-        container = Container(
-            id=cid, name=spec.name, image=spec.image, state="created", labels=spec.labels,
-            created=n, command=spec.command, env=spec.env, device_requests=spec.device_requests,
-            runtime=spec.runtime)
+        config = spec.config()
+        config["network_mode"] = spec.network_mode or "none"
+        config["restart_policy"] = spec.restart_policy or "no"
+        # Docker's default hostname: the short id; in the host's network, the host's name.
+        config["hostname"] = spec.hostname or (
+            HOST_NAME if config["network_mode"] == "host" else cid[:12])
+        container = Container(id=cid, name=spec.name, image=spec.image, state="created",
+                              labels=spec.labels, created=n, **config)
         self._containers[cid] = container
-        self._summaries[cid] = _summary(container)
+        self._summaries[cid] = summary_of(container)
         self._by_name[spec.name] = cid
         return cid
 
@@ -210,6 +229,9 @@ class FakeEngine(Engine):
             raise EngineConflict(f"container {c.id} is marked for removal and cannot be started")
         if c.state == "running":
             return
+        mode = c.network_mode
+        if not mode.startswith("container:") and mode not in self.networks:
+            raise EngineNotFound(f"network {mode} not found")
         for request in c.device_requests:
             if not self._can_serve(request):
                 caps = "[" + " ".join("[" + " ".join(cs) + "]" for cs in request.capabilities) + "]"
@@ -301,7 +323,7 @@ class FakeEngine(Engine):
 
     def _put(self, c: Container) -> None:
         self._containers[c.id] = c
-        self._summaries[c.id] = _summary(c)
+        self._summaries[c.id] = summary_of(c)
 
     def _can_serve(self, request: DeviceRequest) -> bool:
         """Docker's device driver selection (moby daemon/devices.go), for the fake's drivers."""
@@ -318,13 +340,6 @@ class FakeEngine(Engine):
     def _check_order(order: ListOrder) -> None:
         if isinstance(order, str) and order not in _NAMED_ORDERS:
             raise ValueError(f"unknown list order {order!r}; use one of {_NAMED_ORDERS} or a function")
-
-
-def _summary(c: Container) -> Container:
-    """What a list entry carries (Docker's list endpoint has no command, env, devices, runtime)."""
-    if not (c.command or c.env or c.device_requests or c.runtime):
-        return c
-    return replace(c, command=(), env={}, device_requests=(), runtime=None)
 
 
 def _apply_order(order: ListOrder, newest_first: list[Container]) -> list[Container]:
