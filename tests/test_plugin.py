@@ -546,6 +546,41 @@ def test_failure_output_and_replay(pytester: pytest.Pytester, suite, broken_driv
     assert failed_checks(again.stdout.str()) == failed_checks(out)
 
 
+REFUSED_STEP = """
+id: refused-step
+title: A step on a container the story removed
+requirements: [OWN-4]
+sandboxes:
+  s1: {name: box}
+story:
+  - create: s1
+    as: A
+  - remove: A
+  - stop: A
+expect:
+  sandboxes:
+    s1: {instance: A, phase: Ready}
+"""
+
+
+def test_a_refused_story_step_is_rendered_without_a_traceback(pytester: pytest.Pytester,
+                                                                suite) -> None:
+    scenarios(pytester, refused=REFUSED_STEP)
+    result = suite("--sandbox-driver=reference")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "error:        the story could not be played (an error, not a failure of the driver; "
+        "no requirement judged)",
+        "step 3 (stop A, *refused.yaml:10) was refused by the engine (404):",
+        "  No such container: *",
+        "  A was removed by step 2 (remove A)",
+        "timeline:",
+        "    REFUSED by the engine (404): No such container: *",
+        "replay:",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_failure_in_an_exhaustive_chunk_names_the_smallest_schedule(
         pytester: pytest.Pytester, suite, broken_drivers) -> None:
     scenarios(pytester, handoff=HANDOFF)

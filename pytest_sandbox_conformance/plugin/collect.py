@@ -111,9 +111,9 @@ class ScenarioItem(pytest.Item):
         self.owner.run_item(self)
 
     def repr_failure(self, excinfo, style=None):  # type: ignore[override]
-        from ..run.failure import ConformanceFailure
+        from ..run.failure import ConformanceFailure, StoryError
 
-        if isinstance(excinfo.value, ConformanceFailure):
+        if isinstance(excinfo.value, (ConformanceFailure, StoryError)):
             return excinfo.value.render()
         return super().repr_failure(excinfo, style=style)
 

@@ -1,10 +1,16 @@
-"""What a failed play tells people: :class:`ConformanceFailure`.
+"""What a failed play tells people: :class:`ConformanceFailure` and :class:`StoryError`.
 
 A play records every broken check as it goes (a *soft* failure: the story goes on, so a driver
 is reported for everything it does wrong, not only for the first thing), and ends with one
 :class:`ConformanceFailure` carrying all of them in the order they were first seen, the
 timeline, the driver's last snapshots and the command that replays it. The first failure leads
-the summary line. Pure: no pytest.
+the summary line.
+
+A story step the engine refuses (a clone that cannot start, a rename onto a taken or invalid
+name, a step on a container that is gone) is no failure of the driver: the story cannot be
+played. The play then ends with a :class:`StoryError` (``kind = "story"``), an *error* of the
+scenario or of its environment, with the step, the engine's message and the timeline so far.
+Pure: no pytest.
 """
 
 from __future__ import annotations
@@ -12,11 +18,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..exploration.schedule import Schedule
-from ..scenario.model import Scenario
+from ..scenario.model import Scenario, Step
 from .checks import Failure
 from .timeline import Timeline
 
-__all__ = ["ConformanceFailure"]
+__all__ = ["ConformanceFailure", "StoryError"]
 
 
 class ConformanceFailure(Exception):
@@ -84,6 +90,70 @@ class ConformanceFailure(Exception):
         lines += self.notes
         lines += ["", "driver's snapshots at the end:", self.snapshots or "  (none)", "",
                   "replay:", f"  {self.replay}"]
+        return "\n".join(lines)
+
+    __str__ = render
+
+
+class StoryError(Exception):
+    """A story step the engine refused: the scenario could not be played under this schedule.
+
+    Not a :class:`ConformanceFailure` (reports and verdicts count it as an *error*, not a
+    failure of the driver), and never a subclass of one. ``kind`` is ``"story"``; ``step`` the
+    refused step, ``message`` and ``status`` the engine's answer, ``container`` what the step
+    acted on (a binding and what is known of it), ``failures`` the checks that had failed before
+    (soft failures; they are real, but the play ended before the story did).
+    """
+
+    kind = "story"
+
+    def __init__(self, scenario: Scenario, schedule: Schedule, step: Step, message: str,
+                 status: int | None, timeline: Timeline, replay: str, driver: str,
+                 failures: Sequence[Failure] = (), context: str = "") -> None:
+        self.scenario = scenario
+        self.schedule = schedule
+        self.step = step
+        self.message = message
+        self.status = status
+        self.timeline = timeline
+        self.replay = replay
+        self.driver = driver
+        self.failures = list(failures)
+        #: What the runner knows about why (for example "A was removed by step 3").
+        self.context = context
+        #: Notes added after the play, as on a ConformanceFailure.
+        self.notes: list[str] = []
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        """One line: the scenario, the schedule, the step and the engine's answer."""
+        status = f" ({self.status})" if self.status else ""
+        return (f"{self.scenario.id} [{self.schedule.label}] step {self.step.index + 1} "
+                f"({self.step.describe()}) was refused by the engine{status}: {self.message}")
+
+    def render(self) -> str:
+        s = self.schedule
+        lines = [
+            f"scenario:     {self.scenario.id} ({self.scenario.path}:{self.scenario.line})",
+            f"              {self.scenario.title}",
+            f"schedule:     {s.id}" + (f" (pinned: {s.name})" if s.name else ""),
+            f"driver:       {self.driver}",
+            "error:        the story could not be played (an error, not a failure of the "
+            "driver; no requirement judged)",
+            "",
+            f"step {self.step.index + 1} ({self.step.describe()}, "
+            f"{self.scenario.path}:{self.step.line}) was refused by the engine"
+            + (f" ({self.status})" if self.status else "") + ":",
+            f"  {self.message}",
+        ]
+        if self.context:
+            lines.append(f"  {self.context}")
+        if self.failures:
+            lines += ["", "failed before the step was refused:"]
+            lines += [f"FAILED {f}" + (f"  (at {f.at})" if f.at else "") for f in self.failures]
+        lines += ["", "timeline:", self.timeline.render()]
+        lines += self.notes
+        lines += ["", "replay:", f"  {self.replay}"]
         return "\n".join(lines)
 
     __str__ = render

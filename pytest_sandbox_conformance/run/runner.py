@@ -11,8 +11,11 @@ is reported for everything it gets wrong; the play then ends with one
 :class:`~.failure.ConformanceFailure` carrying every failure, the first leading. Only what makes
 the rest of the story meaningless ends it at once: the driver failing as a process
 (:class:`DriverUnavailable`, check ``driver``), or a create after which the suite cannot tell
-which container is the sandbox's. Cleanup (the driver, the engine's containers of this run, the
-state folder) always happens, in ``finally``.
+which container is the sandbox's. A story step the engine refuses (an external step: a clone
+that cannot start, a rename onto a taken name, a step on a container that is gone) ends it with
+a :class:`~.failure.StoryError`: the story could not be played, which is no failure of the
+driver. Cleanup (the driver, the engine's containers of this run, the state folder) always
+happens, in ``finally``.
 
 No pytest here: the plugin is a thin face over :func:`play`.
 """
@@ -36,17 +39,19 @@ from ..engines.base import (
     DeviceRequest,
     Engine,
     EngineError,
+    EngineNotFound,
     ids_match,
 )
+from ..engines.clone import clone_spec
 from ..exploration.schedule import Schedule
 from ..scenario.model import Expect, Scenario, Step
 from .checks import Failure, View, checks_for
-from .failure import ConformanceFailure
+from .failure import ConformanceFailure, StoryError
 from .gateway import DurableState, Gateway
 from .oracle import Oracle
 from .timeline import Timeline
 
-__all__ = ["ConformanceFailure", "RunConfig", "RunResult", "Timeline", "play"]
+__all__ = ["ConformanceFailure", "RunConfig", "RunResult", "StoryError", "Timeline", "play"]
 
 #: Quiet observations after the story, alternating list orders: at least SETTLE_MIN, and more
 #: until the contract's own state has reached its fixpoint (an observation at which no ownership
@@ -58,7 +63,7 @@ SETTLE_MIN = 3
 SETTLE_MAX = 12
 #: The fixed "milliseconds" of backup names, plus the step index, so names are reproducible.
 BACKUP_EPOCH_MS = 1_760_000_000_000
-#: What containers the suite runs itself execute (images made by ``docker import`` have none).
+#: What the containers of ``run`` steps execute (images made by ``docker import`` have none).
 RUN_COMMAND = ("sleep", "2147483647")
 #: A generation value no driver ever makes.
 WRONG_GENERATION = "00000000-0000-4000-8000-000000000000"
@@ -150,6 +155,10 @@ class _Run:
         #: The name the driver gave each sandbox's container (sandbox key -> name): the
         #: canonical name NemoClaw-style tools clone under and derive backup names from.
         self.canonical: dict[str, str] = {}
+        #: Bindings the story removed, and the step (0-based) that did.
+        self.removed: dict[str, int] = {}
+        #: While a clone/run container is being started: what a refusal there means.
+        self.pending_launch = ""
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -476,6 +485,14 @@ class _Run:
         return key, removed, had_any
 
     def external(self, step: Step) -> None:
+        """An external step, as another client of the engine; a refusal ends the play with a
+        :class:`StoryError`."""
+        try:
+            self.external_step(step)
+        except EngineError as exc:
+            raise self.story_error(step, exc) from exc
+
+    def external_step(self, step: Step) -> None:
         e, action = self.engine, step.action
         if action == "run":
             self.run_container(step)
@@ -489,6 +506,7 @@ class _Run:
             e.kill(cid)
         elif action == "remove":
             e.remove(cid, force=True)
+            self.removed[step.target] = step.index
         elif action == "rename":
             new = self.resolve_name(step.args["to"], self.sandbox_of(e.inspect(cid)),
                                     step.index)
@@ -498,9 +516,32 @@ class _Run:
         elif action == "set_state":
             e.set_state(cid, step.args["state"])  # type: ignore[attr-defined]
         elif action == "clone":
-            src = e.inspect(cid)
-            self.make(step, self.sandbox_of(src), dict(src.labels), src.image, src.command,
-                      dict(src.env))
+            self.clone(step, e.inspect(cid))
+
+    def story_error(self, step: Step, exc: EngineError) -> StoryError:
+        """The play's end when the engine refused ``step``: the timeline so far, the engine's
+        answer, and what the story knows of the container the step acted on."""
+        context = ""
+        target = step.target if step.action != "run" else None
+        if isinstance(exc, EngineNotFound) and target in self.bindings:
+            if target in self.removed:
+                at = self.removed[target]
+                context = (f"{target} was removed by step {at + 1} "
+                           f"({self.sc.story[at].describe()})")
+            else:
+                context = (f"{target} ({self.bindings[target][:12]}) is no longer on the engine "
+                           "and the story did not remove it")
+        elif self.pending_launch:
+            context = self.pending_launch
+        self.tl.add(f"REFUSED by the engine ({exc.status}): {exc}", 2, "refused",
+                    index=step.index, action=step.action, target=step.target,
+                    status=exc.status, message=str(exc), context=context)
+        if self.adapter is not None:
+            self.adapter_notes(1, "at the error: ")
+        driver = self.adapter.describe() if self.adapter is not None else "?"
+        return StoryError(self.sc, self.schedule, step, str(exc), exc.status, self.tl,
+                          self.cfg.replay(self.sc, self.schedule), driver,
+                          list(self.findings.values()), context)
 
     def sandbox_of(self, c: Container) -> str:
         """The scenario's key of the sandbox whose id label ``c`` carries ("" for none)."""
@@ -519,40 +560,75 @@ class _Run:
         return expr + self.name_suffix
 
     def run_container(self, step: Step) -> None:
+        """``run``: ``docker run`` by hand, with the sandbox's identity labels (and the
+        generation the driver journaled for it), the configured image, :data:`RUN_COMMAND`, no
+        network; the GPU style and generation edits of the step."""
         key = step.target
         labels = self.adapter.labels.identity(step.args.get("namespace", self.namespace),
                                               self.sandbox_ids[key], self.sc.sandboxes[key].name)
         rec = self.oracle.records.get(self.sandbox_ids[key])
         if rec is not None and rec.generation:
             labels[self.adapter.labels.generation] = rec.generation
-        self.make(step, key, labels, self.cfg.image, (), {})
+        labels.update(self.label_edits(step))
+        labels = {k: v for k, v in labels.items() if v is not None}
+        extra, env = self.gpu_edits(step)
+        name = self.resolve_name(step.args.get("name", "canonical"), key, step.index)
+        spec = ContainerSpec(name=name, image=self.cfg.image, labels=labels,
+                             command=RUN_COMMAND, env=env, **extra)
+        self.launch(step, spec)
 
-    def make(self, step: Step, key: str, labels: dict, image: str, command, env: dict) -> None:
-        gen_key = self.adapter.labels.generation
+    def clone(self, step: Step, source: Container) -> None:
+        """``clone``: ``docker run`` with every flag of the source (its whole inspected
+        configuration, :func:`~..engines.clone.clone_spec`), under the step's name, with only
+        the step's label, generation and GPU edits."""
+        extra, env = self.gpu_edits(step)
+        requests = extra.pop("device_requests", ())
+        name = self.resolve_name(step.args.get("name", "canonical"), self.sandbox_of(source),
+                                 step.index)
+        spec = clone_spec(source, name=name, labels=self.label_edits(step), env=env,
+                          add_device_requests=requests, **extra)
+        copied = ", ".join(sorted(spec.changed()))
+        self.tl.add(f"clone of {step.target} ({source.short_id}) as {name}: image, labels"
+                    + (f", {copied}" if copied else ""), 2)
+        self.launch(step, spec)
+
+    def label_edits(self, step: Step) -> dict[str, str | None]:
+        """The labels a ``clone`` or ``run`` step changes: its generation (``wrong``: a value no
+        driver makes; ``missing``: removed) and the session's own labels."""
+        edits: dict[str, str | None] = {}
         generation = step.args.get("generation", "keep")
         if generation == "wrong":
-            labels[gen_key] = WRONG_GENERATION
+            edits[self.adapter.labels.generation] = WRONG_GENERATION
         elif generation == "missing":
-            labels.pop(gen_key, None)
-        extra: dict = {}
+            edits[self.adapter.labels.generation] = None
+        edits.update(self.cfg.extra_labels)
+        return edits
+
+    def gpu_edits(self, step: Step) -> tuple[dict, dict[str, str]]:
+        """The spec fields and environment the step's ``gpu:`` style adds."""
         style = step.args.get("gpu")
-        if style:
-            extra = dict(GPU_STYLES[style])
-            env = {**env, **extra.pop("env", {})}
-        name = self.resolve_name(step.args.get("name", "canonical"), key, step.index)
-        labels.update(self.cfg.extra_labels)
-        cid = self.engine.create(ContainerSpec(name=name, image=image, labels=labels,
-                                               command=tuple(command) or RUN_COMMAND, env=env,
-                                               **extra))
+        if not style:
+            return {}, {}
+        extra = dict(GPU_STYLES[style])
+        return extra, dict(extra.pop("env", {}))
+
+    def launch(self, step: Step, spec: ContainerSpec) -> None:
+        """Create ``spec``'s container, bind it, bring it to the step's ``state:``."""
+        self.pending_launch = ""
+        cid = self.engine.create(spec)
+        self.bindings[step.binds] = cid
+        if step.args.get("gpu"):
+            self.gpu_containers.add(cid)
+        self.pending_launch = (f"{step.binds} was created ({cid[:12]} {spec.name}) but did not "
+                               f"reach the state {step.args.get('state', 'running')}")
         state = step.args.get("state", "running")
         if state in ("running", "exited"):
             self.engine.start(cid)
         if state == "exited":
             self.engine.stop(cid)
-        self.bindings[step.binds] = cid
-        if style:
-            self.gpu_containers.add(cid)
+        self.pending_launch = ""
         made = self.engine.inspect(cid)
+        generation = step.args.get("generation", "keep")
         self.tl.add(f"{step.binds} = {_short(made)}"
                     + (f" generation={generation}" if generation != "keep" else ""), 2,
                     "container", **self.container_data(made))
@@ -570,8 +646,9 @@ class _Run:
 
 
 def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult:
-    """Play ``scenario`` under ``schedule``; raise :class:`ConformanceFailure` on the first
-    broken check. Always cleans up."""
+    """Play ``scenario`` under ``schedule``; raise :class:`ConformanceFailure` when checks broke
+    (all of them, the first leading), :class:`StoryError` when the engine refused a story step.
+    Always cleans up."""
     run = _Run(scenario, schedule, config)
     try:
         return run.play()

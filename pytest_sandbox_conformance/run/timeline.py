@@ -22,6 +22,8 @@ kind           data
 ``diagnostic`` ``source``: what crossed an out-of-process driver's boundary (``docker API``,
                ``grpc``, ``driver output``)
 ``finding``    ``check``, ``requirements``, ``message``: a broken check, where it was seen
+``refused``    ``index``, ``action``, ``target``, ``status``, ``message``, ``context``: a story step
+               the engine refused (the play ends with a ``StoryError``)
 ``settle``     (nothing): the quiet observations after the story begin
 ``note``       (nothing)
 ============== ============================================================================
@@ -37,7 +39,7 @@ from typing import Any, Iterator, Mapping
 __all__ = ["KINDS", "Moment", "Timeline"]
 
 KINDS = ("run", "step", "container", "observe", "report", "event", "restart", "diagnostic",
-         "finding", "settle", "note")
+         "finding", "refused", "settle", "note")
 
 
 @dataclass(frozen=True)
