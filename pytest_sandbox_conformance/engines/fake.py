@@ -39,7 +39,6 @@ import hashlib
 import itertools
 import os
 from collections import Counter, deque
-from dataclasses import replace
 from typing import Callable, Iterable, Union
 
 from .base import (
@@ -55,10 +54,10 @@ from .base import (
     EngineNotFound,
     LabelFilter,
     labels_match,
-    summary_of,
     valid_container_name,
 )
 from .fakecheck import DEFAULT_NETWORKS, check_config
+from .spec import evolve, summary_of
 
 __all__ = ["DEFAULT_DEVICE_DRIVERS", "DEFAULT_NETWORKS", "DEFAULT_RUNTIMES", "EMPTY_ID",
            "FakeEngine", "Faults", "ListOrder"]
@@ -174,7 +173,7 @@ class FakeEngine(Engine):
         if state not in ALL_STATES:
             raise EngineInvalid(f"unknown container state {state!r}")
         c = self._get(container_id)
-        self._put(replace(c, state=state))
+        self._put(evolve(c, state=state))
 
     def snapshot(self) -> list[Container]:
         """Every container, oldest first, in full (as inspect sees them; no call is counted)."""
@@ -237,20 +236,20 @@ class FakeEngine(Engine):
                 caps = "[" + " ".join("[" + " ".join(cs) + "]" for cs in request.capabilities) + "]"
                 raise EngineError(f'could not select device driver "{request.driver}" with '
                                   f"capabilities: {caps}", status=500)
-        self._put(replace(c, state="running"))
+        self._put(evolve(c, state="running"))
 
     def stop(self, container_id: str, timeout: float = 0) -> None:
         self._enter("stop", container_id)
         c = self._get(container_id)
         if c.state in ACTIVE_STATES:
-            self._put(replace(c, state="exited"))
+            self._put(evolve(c, state="exited"))
 
     def kill(self, container_id: str) -> None:
         self._enter("kill", container_id)
         c = self._get(container_id)
         if c.state not in ACTIVE_STATES:
             raise EngineConflict(f"Cannot kill container: {c.id}: container {c.id} is not running")
-        self._put(replace(c, state="exited"))
+        self._put(evolve(c, state="exited"))
 
     def rename(self, container_id: str, new_name: str) -> None:
         self._enter("rename", container_id, new_name)
@@ -267,7 +266,7 @@ class FakeEngine(Engine):
                 f'already in use by container "{self._by_name[new_name]}".')
         del self._by_name[c.name]
         self._by_name[new_name] = c.id
-        self._put(replace(c, name=new_name))
+        self._put(evolve(c, name=new_name))
 
     def remove(self, container_id: str, force: bool = False) -> None:
         self._enter("remove", container_id, force)

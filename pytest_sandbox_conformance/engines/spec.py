@@ -11,7 +11,7 @@ Pure data: no I/O. :mod:`.base` re-exports everything here, so drivers import on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Mapping
 
@@ -25,6 +25,7 @@ __all__ = [
     "Mount",
     "ContainerConfig",
     "capability_name",
+    "evolve",
     "summary_of",
 ]
 
@@ -201,13 +202,26 @@ class ContainerConfig:
             setattr_(self, "labels", _frozen_map(self.labels))
         setattr_(self, "env", _frozen_map(self.env))
         setattr_(self, "command", tuple(self.command))
-        setattr_(self, "entrypoint", tuple(self.entrypoint))
-        setattr_(self, "device_requests", tuple(self.device_requests))
-        setattr_(self, "mounts", tuple(sorted(self.mounts)))
-        setattr_(self, "cap_add", tuple(sorted({capability_name(c) for c in self.cap_add})))
-        setattr_(self, "cap_drop", tuple(sorted({capability_name(c) for c in self.cap_drop})))
-        setattr_(self, "security_opt", tuple(sorted(self.security_opt)))
-        setattr_(self, "extra_hosts", tuple(self.extra_hosts))
+        # The rest are empty in most containers: normalise only what is there.
+        if self.entrypoint:
+            setattr_(self, "entrypoint", tuple(self.entrypoint))
+        if self.device_requests:
+            setattr_(self, "device_requests", tuple(self.device_requests))
+        if self.mounts:
+            setattr_(self, "mounts", tuple(sorted(self.mounts)))
+        if self.cap_add:
+            setattr_(self, "cap_add", tuple(sorted({capability_name(c) for c in self.cap_add})))
+        if self.cap_drop:
+            setattr_(self, "cap_drop", tuple(sorted({capability_name(c)
+                                                     for c in self.cap_drop})))
+        if self.security_opt:
+            setattr_(self, "security_opt", tuple(sorted(self.security_opt)))
+        if self.extra_hosts:
+            setattr_(self, "extra_hosts", tuple(self.extra_hosts))
+        for name in ("entrypoint", "device_requests", "mounts", "cap_add", "cap_drop",
+                     "security_opt", "extra_hosts"):
+            if not getattr(self, name):
+                setattr_(self, name, ())
 
     def changed(self) -> dict:
         """The configuration fields that differ from their defaults (what ``repr`` shows)."""
@@ -220,7 +234,7 @@ class ContainerConfig:
 
     def config(self) -> dict:
         """The :class:`ContainerConfig` fields, as keyword arguments for ``ContainerSpec``."""
-        return {f.name: getattr(self, f.name) for f in fields(ContainerConfig)}
+        return {name: getattr(self, name) for name in _CONFIG_FIELDS}
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -267,13 +281,24 @@ class Container(ContainerConfig):
         return self.id[:12]
 
 
+#: The names of the :class:`ContainerConfig` fields, in order.
+_CONFIG_FIELDS = tuple(f.name for f in fields(ContainerConfig))
 #: The fields a ``list`` summary carries.
 SUMMARY_FIELDS = ("id", "name", "image", "state", "labels", "created")
 _DEFAULTS = ContainerConfig()
 
 
 def summary_of(c: Container) -> Container:
-    """What a list entry carries: ``c`` with every :class:`ContainerConfig` field at its default."""
-    if all(getattr(c, f.name) == getattr(_DEFAULTS, f.name) for f in fields(ContainerConfig)):
-        return c
-    return replace(c, **_DEFAULTS.config())
+    """What a list entry carries: ``c`` with every :class:`ContainerConfig` field at its
+    default."""
+    return Container(id=c.id, name=c.name, image=c.image, state=c.state, labels=c.labels,
+                     created=c.created)
+
+
+def evolve(c: Container, **changes: object) -> Container:
+    """``c`` with ``changes`` (already normalised values: a state, a name), made without running
+    the normalisation again (engines change a container's state often)."""
+    new = object.__new__(type(c))
+    new.__dict__.update(c.__dict__)
+    new.__dict__.update(changes)
+    return new
