@@ -14,7 +14,7 @@ import pytest
 
 from pytest_sandbox_conformance.adapters.supervisor_stub import supervisor_stub
 from pytest_sandbox_conformance.cli import main
-from pytest_sandbox_conformance.engines.base import ContainerSpec
+from pytest_sandbox_conformance.engines.base import ContainerSpec, Mount
 
 from test_engine_fake import _make_engine
 
@@ -59,32 +59,27 @@ def test_it_runs_a_shell_until_it_is_sent_sigterm(tmp_path):
 
 @pytest.mark.live
 def test_as_a_containers_bind_mounted_entrypoint_it_runs_and_stops_at_once(tmp_path):
+    """As OpenShell's Docker driver uses its supervisor: bind-mounted read-only, the entrypoint,
+    with its own arguments (``--workdir /sandbox``) ignored."""
     engine = _make_engine("docker")
     stub = tmp_path / "openshell-sandbox"
     stub.write_bytes(supervisor_stub())
     stub.chmod(0o755)
+    target = "/opt/openshell/bin/openshell-sandbox"
     try:
-        from pytest_sandbox_conformance.engines.docker import DockerEngine
-
-        assert isinstance(engine, DockerEngine)
-        client = engine._api  # the Docker SDK's low-level client
-        made = client.create_container(
-            "sbx-busybox:local", command=["--workdir", "/sandbox"],
-            entrypoint=["/opt/openshell/bin/openshell-sandbox"],
+        cid = engine.create(ContainerSpec(
+            name=f"sbx-stub-test-{os.getpid()}", image="sbx-busybox:local",
             labels={"sandbox-conformance.test": "supervisor-stub"},
-            host_config=client.create_host_config(
-                binds={str(stub): {"bind": "/opt/openshell/bin/openshell-sandbox",
-                                   "mode": "ro"}}, network_mode="none"))
-        cid = made["Id"]
+            entrypoint=(target,), command=("--workdir", "/sandbox"), network_mode="none",
+            mounts=(Mount(target, "bind", str(stub), read_only=True),)))
         try:
             engine.start(cid)
             time.sleep(0.5)
             assert engine.inspect(cid).state == "running"
             started = time.monotonic()
-            client.stop(cid, timeout=10)
+            engine.stop(cid, timeout=10)
             assert time.monotonic() - started < 5  # SIGTERM ends it: no 10 s kill timeout
-            assert client.inspect_container(cid)["State"]["ExitCode"] == 0
-            assert b"supervisor stub: running" in client.logs(cid)
+            assert engine.inspect(cid).state == "exited"
         finally:
             engine.remove(cid, force=True)
     finally:
