@@ -39,6 +39,9 @@ class Session(Protocol):
 
     def run_item(self, item: "ScenarioItem") -> None: ...
 
+    def not_collected(self, parent: str, scenario: Scenario, reason: str) -> None:
+        """A scenario of ``parent`` (a file's node id) that collection leaves out."""
+
 
 class ScenarioFile(pytest.File):
     """One YAML file of scenarios."""
@@ -53,6 +56,8 @@ class ScenarioFile(pytest.File):
         owner = self.session_of_items
         for sc in sorted(scenarios, key=lambda s: s.id):
             if owner.replay is not None and owner.replay[0] != sc.id:
+                owner.not_collected(self.nodeid, sc, "left out: --sandbox-schedule="
+                                    f"{'@'.join(owner.replay)} replays another scenario")
                 continue
             yield from self._items(sc)
 
@@ -114,7 +119,10 @@ class ScenarioItem(pytest.Item):
         from ..run.failure import ConformanceFailure, StoryError
 
         if isinstance(excinfo.value, (ConformanceFailure, StoryError)):
-            return excinfo.value.render()
+            from .longrepr import FailureRepr
+
+            exc = excinfo.value
+            return FailureRepr(exc.render(), exc.summary(), str(self.path), exc.scenario.line)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):

@@ -2,27 +2,65 @@
 
 from __future__ import annotations
 
+import time
+from typing import Callable
+
+from ..reports.json_report import failure_to_json
 from ..run.failure import ConformanceFailure
 from ..run.runner import RunConfig, play
 
-__all__ = ["run_item"]
+__all__ = ["PROGRESS_EVERY", "Progress", "run_item"]
+
+#: Seconds between two progress lines of a long item (with ``-v``).
+PROGRESS_EVERY = 3.0
 
 
-def run_item(item, cfg: RunConfig) -> None:
+class Progress:
+    """``progress(done, failed)`` after each schedule; writes ``done / total`` at most once per
+    ``every`` seconds (the first after ``every`` seconds), so short items print nothing and long
+    ones cost one clock read per schedule."""
+
+    def __init__(self, write: Callable[[str], None], name: str, total: int,
+                 every: float | None = None) -> None:
+        self.write = write
+        self.name = name
+        self.total = total
+        self.every = PROGRESS_EVERY if every is None else every
+        self.next = time.monotonic() + self.every
+
+    def __call__(self, done: int, failed: int) -> None:
+        now = time.monotonic()
+        if now < self.next or done >= self.total:
+            return
+        self.next = now + self.every
+        self.write(f"  {self.name}: {done} / {self.total} schedules"
+                   + (f", {failed} failed" if failed else ""))
+
+
+def run_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> None:
     """Play each of the item's schedules; raise the smallest failing one (fewest observations and
-    restarts, then by id), as Hypothesis shows its smallest example."""
+    restarts, then by id), as Hypothesis shows its smallest example. The failure's data for the
+    reports is left on ``item.sandbox_failure``."""
     failures: list[ConformanceFailure] = []
-    for sched in item.schedules:
+    for done, sched in enumerate(item.schedules, 1):
         try:
             play(item.scenario, sched, cfg)
         except ConformanceFailure as exc:
             failures.append(exc)
+        if progress is not None:
+            progress(done, len(failures))
     if failures:
         smallest = min(failures, key=lambda f: (f.schedule.observations + f.schedule.restarts,
                                                 f.schedule.id))
+        broken: list[str] = []
+        for f in [smallest, *failures]:
+            broken += [r for r in f.requirements if r not in broken]
         item.user_properties.append(("sandbox_failed_schedule", smallest.schedule.id))
-        item.user_properties.append(("sandbox_broken", " ".join(smallest.requirements)))
+        item.user_properties.append(("sandbox_broken", " ".join(broken)))
         if len(item.schedules) > 1:
             smallest.notes.append(f"({len(failures)} of {len(item.schedules)} schedules of "
                                   "this item failed; shown: the smallest)")
+        item.sandbox_failure = {**failure_to_json(smallest, failed=len(failures),
+                                                  total=len(item.schedules)),
+                                "broken": broken}
         raise smallest

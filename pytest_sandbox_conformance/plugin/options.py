@@ -57,7 +57,16 @@ OPTIONS = (
            "random:N[:SEED]", "pinned", metavar="MODE"),
     Option("schedule", "replay exactly one schedule, SCENARIO@SCHEDULE_ID as a failure prints it",
            metavar="SCENARIO@ID"),
-    Option("report", "write the JSON conformance report to PATH", metavar="PATH"),
+    Option("report", "write the JSON conformance report to PATH (docs/reports.md)",
+           metavar="PATH"),
+    Option("html", "write the HTML report to PATH: one self-contained file (matrix of "
+           "requirements x scenarios, each failure drawn as swimlanes)", metavar="PATH"),
+    Option("claim", "write a conformance claim to PATH: YAML shaped like the Gateway API "
+           "ConformanceReport (implementation, profiles, statistics, reproduce)",
+           metavar="PATH"),
+    Option("implementation", "KEY=VALUE for the claim's implementation (repeatable): "
+           "organization, project, url, version, contact (repeatable)", [], "list",
+           "KEY=VALUE"),
     Option("image", "image the driver runs sandboxes from", "sbx-busybox:local", metavar="REF"),
     Option("driver_option", "KEY=VALUE passed to the driver factory (repeatable)", [], "list",
            "KEY=VALUE"),
@@ -140,6 +149,10 @@ class Settings:
     state_dir: Path | None
     #: The driver options that came from their own flags (they also are in driver_options).
     flag_options: dict[str, str]
+    html: Path | None = None
+    claim: Path | None = None
+    #: The claim's implementation: organization, project, url, version (str), contact (list).
+    implementation: dict[str, Any] | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -211,12 +224,39 @@ class Settings:
             if not p.is_dir():
                 raise pytest.UsageError(f"--sandbox-scenarios={d}: no such folder ({p})")
             dirs.append(p.resolve())
+        outputs = {}
+        for name in ("report", "html", "claim"):
+            value = get[name]
+            if value and Path(value).is_dir():
+                raise pytest.UsageError(f"--sandbox-{name}={value}: is a folder; give a file "
+                                        "path")
+            outputs[name] = Path(value) if value else None
         return cls(
             active=active, driver=get["driver"] or "reference", engine=get["engine"],
             engine_url=get["engine_url"], keep=bool(get["keep"]), gpu=get["gpu"],
             scenario_dirs=tuple(dirs), builtin=not get["no_builtin"], mode=mode, random_n=n,
             random_seed=seed, replay=replay,
-            report=Path(get["report"]) if get["report"] else None, image=get["image"],
+            report=outputs["report"], html=outputs["html"], claim=outputs["claim"],
+            implementation=_implementation(get["implementation"]), image=get["image"],
             driver_options=options,
             state_dir=Path(get["state_dir"]) if get["state_dir"] else None,
             flag_options=flag_options)
+
+
+#: The keys of --sandbox-implementation (the Gateway API's Implementation).
+IMPLEMENTATION_KEYS = ("organization", "project", "url", "version", "contact")
+
+
+def _implementation(values: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"contact": []}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or key not in IMPLEMENTATION_KEYS or not value:
+            raise pytest.UsageError(
+                f"--sandbox-implementation={item}: use KEY=VALUE with KEY one of "
+                f"{', '.join(IMPLEMENTATION_KEYS)} and a value")
+        if key == "contact":
+            out["contact"].append(value)
+        else:
+            out[key] = value
+    return out

@@ -1,65 +1,229 @@
-"""The session's results: what each scenario item did, the terminal summary and the JSON
-conformance report (written once, by the controller, never by an xdist worker)."""
+"""The session's results: the plan of items, what each item did, the terminal summary and the
+reports (JSON, HTML, the Gateway-API-shaped claim), written once, by the controller.
+
+The plan is known at collection: every scenario item (before deselection), the items
+``pytest_deselected`` names, and the scenarios a replay leaves out. An xdist worker collects the
+same plan and sends it to the controller in ``workeroutput`` (the controller does not collect);
+each item's failure travels on its report (``sandbox_failure``, plain JSON), so workers and the
+controller see the same data. A planned item with no result is *not run*.
+"""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from typing import Any
 
 import pytest
 
-__all__ = ["Results"]
+from ..run.failure import ConformanceFailure
+from .longrepr import FailureRepr
+
+__all__ = ["ENVIRONMENT_KINDS", "Results"]
+
+#: An exception with one of these ``kind`` attributes is a failure of the suite's environment
+#: (``engine``: the engine is unavailable; ``story``: the story could not be played), never the
+#: driver's: the item's outcome is ``error``.
+ENVIRONMENT_KINDS = ("story", "engine")
+
+DESELECTED = "deselected (-k, -m, --lf or --deselect)"
+NOT_REACHED = ("not reached: the session stopped before it (-x or --maxfail, an interrupt, "
+               "a crashed worker)")
+
+
+def _label(name: str) -> str:
+    return name.partition("[")[2].rstrip("]") or name
 
 
 class Results:
-    """A plugin object collecting every scenario item's outcome."""
+    """A plugin object collecting the plan and every scenario item's outcome."""
 
     def __init__(self, suite) -> None:
         self.suite = suite
-        self.items: dict[str, dict[str, Any]] = {}
+        self.config = suite.config
+        #: node id -> the item's facts (scenario, title, profile, requirements, label, schedules)
+        self.plan: dict[str, dict[str, Any]] = {}
+        self.plan_known = False
+        self.deselected: set[str] = set()
+        #: node id -> what happened (outcome, reason, failure, ...)
+        self.results: dict[str, dict[str, Any]] = {}
+        self.report: dict[str, Any] | None = None
 
-    def values(self) -> list[dict[str, Any]]:
-        return list(self.items.values())
+    # -- the plan ------------------------------------------------------------------------------
 
+    def planned(self, items) -> None:
+        """Every scenario item collected (called by the suite before any deselection)."""
+        self.plan_known = True
+        for item in items:
+            sc = item.scenario
+            self.plan[item.nodeid] = {
+                "item": item.nodeid, "scenario": sc.id, "title": sc.title,
+                "profile": sc.profile, "requirements": list(sc.requirements),
+                "label": _label(item.name), "schedules": len(item.schedules)}
+
+    def not_collected(self, parent: str, scenario, reason: str) -> None:
+        """A scenario of the plan that collection left out (a replay of another one): one item
+        not run."""
+        nodeid = f"{parent}::{scenario.id}"
+        self.plan[nodeid] = {
+            "item": nodeid, "scenario": scenario.id, "title": scenario.title,
+            "profile": scenario.profile, "requirements": list(scenario.requirements),
+            "label": "", "schedules": 0, "not_collected": reason}
+
+    def pytest_deselected(self, items) -> None:
+        self.deselected.update(i.nodeid for i in items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        plan = getattr(node, "workeroutput", {}).get("sandbox_plan")
+        if not plan or not plan.get("known"):
+            return
+        self.plan_known = True
+        for entry in plan["items"]:
+            self.plan.setdefault(entry["item"], entry)
+        self.deselected.update(plan["deselected"])
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        rep = outcome.get_result()
+        if call.excinfo is None or not hasattr(item, "scenario"):
+            return
+        exc = call.excinfo.value
+        kind = getattr(exc, "kind", None)
+        if kind in ENVIRONMENT_KINDS:
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            rep.sandbox_error = {"kind": kind, "message": lines[0][:500]}
+        elif isinstance(exc, ConformanceFailure):
+            rep.sandbox_failure = getattr(item, "sandbox_failure", None)
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
         if "sandbox_scenario" not in props:
             return
+        failure = getattr(report, "sandbox_failure", None)
+        if failure and isinstance(report.longrepr, str):
+            # Came from an xdist worker as text: give junitxml and -r the one-line message again.
+            report.longrepr = FailureRepr(report.longrepr, failure["message"],
+                                          report.location[0], report.location[1] or 0)
         if report.when != "call" and not (report.skipped or report.failed):
             return
-        entry = self.items.setdefault(report.nodeid, {
-            "scenario": props["sandbox_scenario"],
-            "requirements": props["sandbox_requirements"].split(),
-            "profile": props["sandbox_profile"],
-            "item": report.nodeid,
-        })
-        outcome = "skipped" if report.skipped else ("failed" if report.failed else "passed")
-        if entry.get("outcome") in (None, "passed") or outcome == "failed":
+        entry = self.results.setdefault(report.nodeid, {"props": props})
+        error = getattr(report, "sandbox_error", None)
+        if report.skipped:
+            outcome = "skipped"
+            if isinstance(report.longrepr, tuple):
+                entry["reason"] = report.longrepr[2]
+        elif report.failed and (error or report.when != "call"):
+            outcome = "error"
+            entry["error_kind"] = error["kind"] if error else report.when
+            entry["error"] = error["message"] if error else (
+                report.longreprtext.strip().splitlines() or ["?"])[-1][:500]
+        elif report.failed:
+            outcome = "failed"
+            if failure:
+                entry["failure"] = {k: v for k, v in failure.items() if k != "broken"}
+                entry["broken"] = failure["broken"]
+                entry["failed_schedule"] = failure["schedule"]
+            else:  # an exception outside the checks (the adapter's): no requirement judged
+                entry["broken"] = []
+                entry["crash"] = (report.longreprtext.strip().splitlines() or ["?"])[-1][:500]
+        else:
+            outcome = "passed"
+        if report.when == "call":
+            entry["duration"] = round(report.duration, 3)
+        rank = ("passed", "skipped", "failed", "error")
+        if entry.get("outcome") is None or rank.index(outcome) > rank.index(entry["outcome"]):
             entry["outcome"] = outcome
-        if report.skipped and isinstance(report.longrepr, tuple):
-            entry["reason"] = report.longrepr[2]
-        if "sandbox_failed_schedule" in props:
-            entry["failed_schedule"] = props["sandbox_failed_schedule"]
-            entry["broken"] = props["sandbox_broken"].split()
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every planned item with its outcome (``not-run`` where nothing was reported), and any
+        reported item the plan lacks."""
+        out = []
+        for nodeid, planned in self.plan.items():
+            entry = dict(planned)
+            result = self.results.get(nodeid)
+            if result is not None:
+                entry.update({k: v for k, v in result.items() if k != "props"})
+            else:
+                entry["outcome"] = "not-run"
+                entry["reason"] = (entry.pop("not_collected", None)
+                                   or (DESELECTED if nodeid in self.deselected else NOT_REACHED))
+            entry.pop("not_collected", None)
+            out.append(entry)
+        for nodeid, result in self.results.items():
+            if nodeid not in self.plan:
+                props = result["props"]
+                out.append({"item": nodeid, "scenario": props["sandbox_scenario"],
+                            "title": "", "profile": props["sandbox_profile"],
+                            "requirements": props["sandbox_requirements"].split(),
+                            "label": _label(nodeid.rpartition("::")[2]),
+                            "schedules": int(props.get("sandbox_schedules", 1)),
+                            **{k: v for k, v in result.items() if k != "props"}})
+        return out
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def build(self) -> dict[str, Any]:
+        from ..reports.json_report import build_report
+
+        if self.report is None:
+            command = shlex.join(["pytest", *self.config.invocation_params.args])
+            self.report = build_report(self.suite, self.items(), plan_known=self.plan_known,
+                                       command=command)
+        return self.report
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.suite._is_worker() or self.suite.settings.report is None:
+        worker_output = getattr(self.config, "workeroutput", None)
+        if worker_output is not None:  # an xdist worker: hand the plan to the controller
+            worker_output["sandbox_plan"] = {"items": list(self.plan.values()),
+                                             "deselected": sorted(self.deselected),
+                                             "known": self.plan_known}
             return
-        from ..reports.conformance import build_report, write_report
+        s = self.suite.settings
+        outputs = [(s.report, "json"), (s.html, "html"), (s.claim, "claim")]
+        if not any(path for path, _ in outputs):
+            return
+        from ..reports.json_report import write_report
 
-        write_report(self.suite.settings.report, build_report(self.suite, self.values()))
+        report = self.build()
+        for path, what in outputs:
+            if path is None:
+                continue
+            if what == "json":
+                text: Any = report
+            elif what == "html":
+                from ..reports.html_report import render
+
+                text = render(report)
+            else:
+                from ..reports.claim import render_claim
+
+                text = render_claim(report, s.implementation)
+            try:
+                write_report(path, text)
+            except OSError as exc:
+                print(f"sandbox conformance: cannot write {path}: {exc}", file=sys.stderr)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
-        if self.suite._is_worker() or not self.items:
+        if self.suite._is_worker() or not (self.results or self.plan):
             return
-        from ..reports.conformance import verdict
+        from ..reports.terminal import requirement_table, summary_lines
 
-        v = verdict(self.values())
-        terminalreporter.write_sep("-", "sandbox conformance")
-        terminalreporter.write_line(f"driver {self.suite.driver_label}: {v['verdict']} "
-                                    f"({v['passed']} passed, {v['failed']} failed, "
-                                    f"{v['skipped']} skipped items; core: {v['core']})"
-                                    + ("; timing approximate (wall-clock observations)"
-                                       if self.suite.timing == "approximate" else ""))
-        if self.suite.settings.report is not None:
-            terminalreporter.write_line(f"report: {self.suite.settings.report}")
+        report = self.build()
+        tr = terminalreporter
+        tr.write_sep("-", "sandbox conformance")
+        troubled = report["counts"]["failed"] or report["counts"]["error"]
+        if troubled or config.option.verbose >= 0:
+            for line in requirement_table(report["requirements"], tr._tw.fullwidth):
+                tr.write_line(line)
+        for line in summary_lines(report):
+            tr.write_line(line)
+        s = self.suite.settings
+        for path, what in ((s.report, "report"), (s.html, "html"), (s.claim, "claim")):
+            if path is not None:
+                tr.write_line(f"{what}: {path}")
