@@ -9,7 +9,7 @@ from ..reports.json_report import failure_to_json
 from ..run.failure import ConformanceFailure
 from ..run.runner import RunConfig, play
 
-__all__ = ["PROGRESS_EVERY", "Progress", "run_item"]
+__all__ = ["PROGRESS_EVERY", "Progress", "progress_for", "run_item"]
 
 #: Seconds between two progress lines of a long item (with ``-v``).
 PROGRESS_EVERY = 3.0
@@ -35,6 +35,25 @@ class Progress:
         self.next = now + self.every
         self.write(f"  {self.name}: {done} / {self.total} schedules"
                    + (f", {failed} failed" if failed else ""))
+
+
+def progress_for(config, item) -> Progress | None:
+    """With -v, a line every few seconds inside an item of many schedules; nothing on xdist
+    workers, whose output nobody sees."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if (len(item.schedules) < 2 or config.option.verbose < 1 or tr is None
+            or hasattr(config, "workerinput")):
+        return None
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if capman is None:
+            tr.write_line(line)
+            return
+        with capman.global_and_fixture_disabled():  # past the test's output capture
+            tr.write_line(line)
+
+    return Progress(write, item.name, len(item.schedules))
 
 
 def run_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> None:

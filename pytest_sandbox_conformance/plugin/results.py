@@ -210,7 +210,8 @@ class Results:
                 print(f"sandbox conformance: cannot write {path}: {exc}", file=sys.stderr)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
-        if self.suite._is_worker() or not (self.results or self.plan):
+        if self.suite._is_worker() or not (self.results or self.plan) \
+                or config.option.collectonly:
             return
         from ..reports.terminal import requirement_table, summary_lines
 

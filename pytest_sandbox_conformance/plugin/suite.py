@@ -12,7 +12,7 @@ import pytest
 
 from ..exploration.plan import Mode
 from ..scenario.schema import CAPABILITIES
-from .items import Progress, run_item
+from .items import progress_for, run_item
 from .options import Settings
 from .replay import replay_command
 from .results import Results
@@ -273,25 +273,7 @@ class Suite:
     # -- running ---------------------------------------------------------------------------------
 
     def run_item(self, item) -> None:
-        run_item(item, self.run_config(), self._progress(item))
-
-    def _progress(self, item) -> Progress | None:
-        """With -v, a line every few seconds inside an item of many schedules (not on xdist
-        workers, whose output nobody sees)."""
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if (len(item.schedules) < 2 or self.config.option.verbose < 1 or tr is None
-                or self._is_worker()):
-            return None
-        capman = self.config.pluginmanager.get_plugin("capturemanager")
-
-        def write(line: str) -> None:
-            if capman is None:
-                tr.write_line(line)
-                return
-            with capman.global_and_fixture_disabled():
-                tr.write_line(line)
-
-        return Progress(write, item.name, len(item.schedules))
+        run_item(item, self.run_config(), progress_for(self.config, item))
 
     def not_collected(self, parent: str, scenario, reason: str) -> None:
         self.results.not_collected(parent, scenario, reason)

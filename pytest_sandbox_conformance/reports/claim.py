@@ -42,19 +42,19 @@ def _status(entries: list[tuple[str, Mapping[str, Any]]], conformant: bool | Non
         "result": result,
         "statistics": {"Failed": len(failed), "Passed": len(passed), "Skipped": len(skipped)}}
     if skipped:
-        status["skippedTests"] = [_name(n) for n in sorted(skipped)]
+        status["skippedTests"] = sorted(_name(n) for n in skipped)
     if failed:
-        status["failedTests"] = [_name(n) for n in sorted(failed)]
+        status["failedTests"] = sorted(_name(n) for n in failed)
     return status
 
 
 def _summary(core: Mapping[str, Any], report: Mapping[str, Any]) -> str:
-    s = core["statistics"]
+    why = "; ".join(report["verdict_reasons"])
     if core["result"] == "success":
         return "Core tests succeeded."
     if core["result"] == "failure":
-        return f"Core tests failed with {s['Failed']} test failures ({report['verdict_text']})."
-    return f"Core tests partially succeeded ({report['verdict_text']})."
+        return f"Core tests failed with {core['statistics']['Failed']} test failures ({why})."
+    return f"Core tests partially succeeded ({why})."
 
 
 def build_claim(report: Mapping[str, Any], implementation: Mapping[str, Any] | None = None
@@ -98,5 +98,6 @@ def build_claim(report: Mapping[str, Any], implementation: Mapping[str, Any] | N
 
 def render_claim(report: Mapping[str, Any], implementation: Mapping[str, Any] | None = None
                  ) -> str:
-    return yaml.safe_dump(build_claim(report, implementation), sort_keys=False,
-                          default_flow_style=False, width=100, allow_unicode=True)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, where PyYAML has it
+    return yaml.dump(build_claim(report, implementation), Dumper=dumper, sort_keys=False,
+                     default_flow_style=False, width=100, allow_unicode=True)

@@ -17,9 +17,10 @@ color:#fff;vertical-align:middle}
 .o-passed,.v-conformant{background:var(--pass)}.o-failed,.v-not-conformant{background:var(--fail)}
 .o-skipped{background:var(--skip)}.o-error{background:var(--err)}
 .o-not-run,.o-none,.v-incomplete,.o-incomplete{background:var(--nr)}
+.o-held{background:#8fd19e}
 .verdict{font-size:16px;padding:3px 12px}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}
-dl.facts dt{color:var(--mute)}dl.facts dd{margin:0}
+dl.facts dt{color:var(--mute)}dl.facts dd{margin:0;overflow-wrap:anywhere}
 table{border-collapse:collapse}
 table.counts td,table.counts th{border:1px solid var(--line);padding:3px 10px;text-align:right}
 table.counts th:first-child,table.counts td:first-child{text-align:left}
@@ -27,11 +28,10 @@ nav{margin:14px 0;padding:8px 12px;background:var(--soft);border-radius:6px}
 nav a{margin-right:18px}
 .legend span{margin-right:14px;white-space:nowrap}
 table.matrix{font-size:12px}
-table.matrix th.sc{height:190px;white-space:nowrap;vertical-align:bottom;padding:0}
-table.matrix th.sc>div{transform:rotate(-60deg);transform-origin:10px 100%;width:18px;
-margin-left:8px}
+table.matrix th.sc{white-space:nowrap;vertical-align:bottom;padding:2px 0;font-weight:normal}
+table.matrix th.sc>div{writing-mode:vertical-rl;transform:rotate(180deg);margin:0 auto}
 table.matrix th.req{text-align:left;padding:1px 8px 1px 0;white-space:nowrap;font-weight:normal}
-table.matrix td{width:18px;height:18px;text-align:center;border:1px solid #eaeef2;padding:0}
+table.matrix td{width:19px;min-width:19px;height:18px;text-align:center;border:1px solid #eaeef2;padding:0}
 table.matrix td a{display:block;color:#fff;font-weight:700;text-decoration:none;line-height:18px}
 td.c-passed{background:var(--pass)}td.c-failed{background:var(--fail)}
 td.c-skipped{background:var(--skip)}td.c-error{background:var(--err)}

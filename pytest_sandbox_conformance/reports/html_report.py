@@ -147,7 +147,7 @@ def _matrix(r: Mapping[str, Any], failure_ids: Mapping[str, str]) -> str:
         rows.append(f'<tr><th class="req" title="{escape(row["outcome"])}">'
                     f'{_badge(row["outcome"], req)} {escape(row.get("title", ""))}</th>'
                     + "".join(cells) + "</tr>")
-    legend = "".join(f'<span><span class="badge o-{k if k != "held" else "passed"}">'
+    legend = "".join(f'<span><span class="badge o-{k}">'
                      f"{_SYMBOL[k]}</span> {escape(v)}</span>" for k, v in _WORDS.items())
     return ('<section id="matrix"><h2>Requirements &times; scenarios</h2>'
             f'<p class="legend">{legend}</p><p class=mute>A cell is a scenario that lists the '
@@ -168,9 +168,14 @@ def _failure(item: str, e: Mapping[str, Any], fid: str) -> str:
                     f'{escape(req)}</b> '
                     f"{escape(text['title'])}</summary><div class=contract>"
                     f"{_markdown(text['text'])}</div></details>")
+    def finding(x: Mapping[str, Any]) -> str:
+        name = f"[{escape(', '.join(x['requirements']))}] {escape(x['check'])}"
+        if x.get("moment") is None:
+            return name
+        return f'<a href="#{fid}-m{x["moment"]}">{name}</a>'
+
     findings = "".join(
-        f'<li><a href="#{fid}-m{x["moment"]}">[{escape(", ".join(x["requirements"]))}] '
-        f"{escape(x['check'])}</a>: {escape(x['message'])}"
+        f"<li>{finding(x)}: {escape(x['message'])}"
         + (f' <span class=mute>(at {escape(x["at"])})</span>' if x.get("at") else "") + "</li>"
         for x in f["failures"])
     div = first_divergence(f["timeline"])
