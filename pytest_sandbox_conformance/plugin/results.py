@@ -94,8 +94,12 @@ class Results:
         exc = call.excinfo.value
         kind = getattr(exc, "kind", None)
         if kind in ENVIRONMENT_KINDS:
-            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            summary = getattr(exc, "summary", None)
+            lines = ([summary()] if callable(summary) else str(exc).strip().splitlines()) \
+                or [type(exc).__name__]
             rep.sandbox_error = {"kind": kind, "message": lines[0][:500]}
+            if isinstance(getattr(exc, "replay", None), str):
+                rep.sandbox_error["replay"] = exc.replay
         elif isinstance(exc, ConformanceFailure):
             rep.sandbox_failure = getattr(item, "sandbox_failure", None)
 
@@ -105,14 +109,15 @@ class Results:
         if "sandbox_scenario" not in props:
             return
         failure = getattr(report, "sandbox_failure", None)
-        if failure and isinstance(report.longrepr, str):
+        error = getattr(report, "sandbox_error", None)
+        one_line = (failure or error or {}).get("message")
+        if one_line and isinstance(report.longrepr, str):
             # Came from an xdist worker as text: give junitxml and -r the one-line message again.
-            report.longrepr = FailureRepr(report.longrepr, failure["message"],
-                                          report.location[0], report.location[1] or 0)
+            report.longrepr = FailureRepr(report.longrepr, one_line, report.location[0],
+                                          report.location[1] or 0)
         if report.when != "call" and not (report.skipped or report.failed):
             return
         entry = self.results.setdefault(report.nodeid, {"props": props})
-        error = getattr(report, "sandbox_error", None)
         if report.skipped:
             outcome = "skipped"
             if isinstance(report.longrepr, tuple):
@@ -122,6 +127,8 @@ class Results:
             entry["error_kind"] = error["kind"] if error else report.when
             entry["error"] = error["message"] if error else (
                 report.longreprtext.strip().splitlines() or ["?"])[-1][:500]
+            if error and "replay" in error:
+                entry["replay"] = error["replay"]
         elif report.failed:
             outcome = "failed"
             if failure:

@@ -53,7 +53,7 @@ REQUIREMENTS = {
     },
     'OWN-13': {
         'title': 'Rollback to a former instance',
-        'text': "When A is absent and exactly one candidate is a **retired** instance of this sandbox, under the\ncanonical name and in a non-terminal state, and every other candidate is a retired instance that is\nexited under a backup name, that retired instance becomes authoritative again (Warning\n`SandboxInstanceRollback`). A container that was never this sandbox's instance can never be rolled\nback to.",
+        'text': 'When A is absent and exactly one candidate is a **retired** instance of this sandbox, under the\ncanonical name and in a non-terminal state or exited, and every other candidate is a retired\ninstance that is exited under a backup name, that retired instance becomes authoritative again\n(Warning `SandboxInstanceRollback`). A container that was never this sandbox\'s instance can never\nbe rolled back to. (The source contract says "in a non-terminal state"; this project also rolls\nback to an exited one: "Where this project decides", 8c.)',
     },
     'OWN-14': {
         'title': 'Delete removes every exact match',

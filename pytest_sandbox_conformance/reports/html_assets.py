@@ -62,6 +62,7 @@ td.l-story{background:var(--l-story)}td.l-engine{background:var(--l-engine)}
 td.l-poll{background:var(--l-poll)}td.l-driver{background:var(--l-driver)}
 td.l-contract{background:var(--l-contract)}
 tr.step td.l-story{font-weight:600}
+tr.refused td.l-story{background:#ffebe9;color:#82071e}
 tr.settle td,tr.note td,tr.run td{background:var(--soft);color:var(--mute);font-style:italic}
 td.n{color:var(--mute);white-space:nowrap}
 .ctr{display:inline-block;border:1px solid #b6d4f5;background:#fff;border-radius:4px;

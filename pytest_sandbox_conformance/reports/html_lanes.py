@@ -92,7 +92,19 @@ def _cells(m: Moment) -> tuple[str, dict[str, str], dict[str, str]]:
         return "restart", {"driver": f"<b>{text}</b>"}, {}
     if kind == "finding":
         return "finding", {"contract": text}, {}
+    if kind == "refused":  # a story step the engine refused: the story's lane
+        return "refused", {"story": f"<b>{text}</b>"}, {}
     return kind, {}, {}
+
+
+def _source(m: Moment) -> str:
+    """Where a diagnostic line came from: the gate's Docker API log, a gRPC call, the driver's
+    output, or the driver (the adapter's own lines)."""
+    text = str(m.get("data", {}).get("source") or m.get("text", ""))
+    for source in ("docker API", "grpc", "driver output"):
+        if text.startswith(source):
+            return source
+    return "driver"
 
 
 def _where(m: Moment) -> str:
@@ -121,12 +133,14 @@ def lanes(moments: Sequence[Moment], slug: str) -> str:
     def flush() -> None:
         if not pending:
             return
-        sources = sorted({str(p.get("data", {}).get("source") or "driver") for p in pending})
+        counts: dict[str, int] = {}
+        for p in pending:
+            counts[_source(p)] = counts.get(_source(p), 0) + 1
+        what = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
         body = escape("\n".join(p.get("text", "") for p in pending))
         out.append(f'<tr class="diag"><td></td><td colspan="{len(LANES)}"><details><summary>'
                    f'{len(pending)} diagnostic line{"s" if len(pending) != 1 else ""} '
-                   f'({escape(", ".join(sources))})</summary><pre>{body}</pre></details>'
-                   "</td></tr>")
+                   f'({escape(what)})</summary><pre>{body}</pre></details></td></tr>')
         pending.clear()
 
     for m in moments:

@@ -244,7 +244,10 @@ def render(report: Mapping[str, Any]) -> str:
         err_html = ('<section id="errors"><h2>Environment errors</h2><p class=mute>Failures of '
                     "the suite's environment (the engine, the story), not of the driver.</p><ul>"
                     + "".join(f"<li><code>{escape(i)}</code> ({escape(e.get('error_kind', ''))})"
-                              f": {escape(e.get('error', ''))}</li>" for i, e in sorted(errors))
+                              f": {escape(e.get('error', ''))}"
+                              + (f"<br>replay: <code>{escape(e['replay'])}</code>"
+                                 if e.get("replay") else "") + "</li>"
+                              for i, e in sorted(errors))
                     + "</ul></section>")
     nav = ('<nav><a href="#matrix">Requirements &times; scenarios</a>'
            f'<a href="#failures">Failures ({len(failed)})</a>'

@@ -57,7 +57,7 @@ def _item_entry(i: Mapping[str, Any], timing: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"outcome": i["outcome"], "label": i.get("label", ""),
                              "schedules": i.get("schedules", 1)}
     for key in ("reason", "failed_schedule", "broken", "crash", "error_kind", "error",
-                "failure", "duration"):
+                "replay", "failure", "duration"):
         if key in i:
             entry[key] = i[key]
     if timing != "exact" and i["outcome"] in ("passed", "failed"):
