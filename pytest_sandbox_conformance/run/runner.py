@@ -119,6 +119,10 @@ def _short(c: Container) -> str:
     return f"{c.short_id} {c.name} {c.state}{extra}"
 
 
+#: Where an out-of-process driver's diagnostic lines come from (their first words).
+_DIAGNOSTIC_SOURCES = ("docker API", "grpc", "driver output")
+
+
 def _gpu(c: Container) -> bool:
     return bool(c.device_requests or c.runtime)
 
@@ -286,8 +290,7 @@ class _Run:
         except Exception as exc:  # diagnostics must never hide the failure being reported
             notes = [f"(diagnostics failed: {exc})"]
         for line in notes:
-            source = line.partition(":")[0] if line.startswith(("docker API:", "grpc ",
-                                                                  "driver output:")) else ""
+            source = next((s for s in _DIAGNOSTIC_SOURCES if line.startswith(s)), "")
             self.tl.add(prefix + line, indent, "diagnostic", source=source)
 
     def consume_events(self, indent: int) -> list[Event]:
