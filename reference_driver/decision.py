@@ -245,10 +245,14 @@ def decide(record: Record, candidates: Sequence[Container], canonical: str,
                         {"authoritative_instance_id": a_id})
         return Decision(Outcome.MISSING, record, None, a_id,
                         Condition("False", "ContainerInstanceMissing", message), (notice,))
+    # The key differs from step 3's duplicate key (``identity-conflict:A:<ids>``): when the
+    # authority goes from beside a duplicate (a Compose-style recreate removes A and leaves B),
+    # the condition is a new one and its Warning is raised anew (docs/contract.md, "Where this
+    # project decides").
     return conflict("ContainerIdentityConflict",
                     f"instance {a_id[:12]} is gone and {len(candidates)} candidate(s) carry this "
                     "sandbox's labels without an acceptable claim; nothing adopted",
-                    f"identity-conflict:{a_id}:{_ids(candidates)}",
+                    f"authority-gone:{a_id}:{_ids(candidates)}",
                     authoritative_instance_id=a_id, candidate_instance_ids=_ids(candidates))
 
 

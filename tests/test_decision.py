@@ -87,7 +87,14 @@ def _invalidated(incumbent, replacement):
 
 
 def _conflict(a, ids):
+    """A present, other candidates beside it (step 3, OWN-3)."""
     return (f"identity-conflict:{a}:{ids}", "ContainerIdentityConflict")
+
+
+def _authority_gone(a, ids):
+    """A absent, no acceptable claim among the candidates (step 6): a key of its own, so the
+    Warning is raised anew when the authority goes from beside a duplicate."""
+    return (f"authority-gone:{a}:{ids}", "ContainerIdentityConflict")
 
 
 def _pending(a, ids):
@@ -493,15 +500,15 @@ REFUSED_ROLLBACK_ROWS = [
     row("never-owned-other-generation", record(B, retired=(A,)),
         [container(C, generation=OTHER_GEN)],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, C)], candidate_ids=C),
+        notices=[_authority_gone(B, C)], candidate_ids=C),
     row("never-owned-missing-generation", record(B, retired=(A,)),
         [container(C, generation=None)],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, C)]),
+        notices=[_authority_gone(B, C)]),
     row("never-owned-beside-retired-backup", record(B, retired=(A,)),
         [container(A, BACKUP, "exited"), container(C, generation=OTHER_GEN)],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, f"{A},{C}")], candidate_ids=f"{A},{C}"),
+        notices=[_authority_gone(B, f"{A},{C}")], candidate_ids=f"{A},{C}"),
     # OWN-13: ... and with the journaled generation it is a gap handoff (two observations), not
     # an immediate rollback.
     row("never-owned-journaled-generation", record(B, retired=(A,)), [container(C)],
@@ -510,27 +517,27 @@ REFUSED_ROLLBACK_ROWS = [
     # OWN-13: the retired instance is dead, paused or being removed, or not canonical.
     row("retired-dead-canonical", record(B, retired=(A,)), [container(A, state="dead")],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, A)]),
+        notices=[_authority_gone(B, A)]),
     row("retired-paused-canonical", record(B, retired=(A,)), [container(A, state="paused")],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, A)]),
+        notices=[_authority_gone(B, A)]),
     row("retired-running-under-backup-name", record(B, retired=(A,)),
         [container(A, BACKUP, "running")],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, A)]),
+        notices=[_authority_gone(B, A)]),
     # OWN-13: other candidates that are not retired exited backups block the rollback.
     row("retired-beside-never-owned-backup", record(B, retired=(A,)),
         [container(A), container(C, BACKUP, "exited")],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, f"{A},{C}")]),
+        notices=[_authority_gone(B, f"{A},{C}")]),
     row("retired-beside-retired-exited-canonical", record(B, retired=(C, A)),
         [container(A), container(C, OTHER_NAME, "exited")],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, f"{A},{C}")]),
+        notices=[_authority_gone(B, f"{A},{C}")]),
     row("two-revivable-retired-instances", record(B, retired=(C, A)),
         [container(A), container(C, state="created")],
         Outcome.CONFLICT, instance=None, instance_id=B, ready=CONFLICT,
-        notices=[_conflict(B, f"{A},{C}")]),
+        notices=[_authority_gone(B, f"{A},{C}")]),
     # OWN-8, OWN-13: with an intent pending, the intent is invalidated first.
     row("rollback-waits-for-intent-invalidation",
         record(B, retired=(A,), intent=intent(None, C, None)),
@@ -556,42 +563,42 @@ MISSING_AND_CONFLICT_ROWS = [
     # OWN-7: a gap candidate with a missing or a wrong generation.
     row("gap-candidate-other-generation", record(), [container(B, generation=OTHER_GEN)],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, B)], candidate_ids=B),
+        notices=[_authority_gone(A, B)], candidate_ids=B),
     row("gap-candidate-missing-generation", record(), [container(B, generation=None)],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, B)]),
+        notices=[_authority_gone(A, B)]),
     # OWN-7: a record without generation (created by an older driver) adopts nothing.
     row("gap-record-without-generation", record(generation=None), [B_OK],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, B)]),
+        notices=[_authority_gone(A, B)]),
     row("gap-record-and-candidate-without-generation", record(generation=None),
         [container(B, generation=None)],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, B)]),
+        notices=[_authority_gone(A, B)]),
     # OWN-7: a gap candidate that is not canonically named.
     row("gap-candidate-not-canonical", record(), [container(B, OTHER_NAME)],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, B)]),
+        notices=[_authority_gone(A, B)]),
     row("gap-candidate-backup-named-exited", record(), [container(B, BACKUP, "exited")],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, B)]),
+        notices=[_authority_gone(A, B)]),
     # OWN-7: more than one candidate.
     row("gap-two-acceptable-candidates", record(), [B_OK, container(C, state="created")],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, f"{B},{C}")], candidate_ids=f"{B},{C}"),
+        notices=[_authority_gone(A, f"{B},{C}")], candidate_ids=f"{B},{C}"),
     row("gap-acceptable-beside-exited-backup", record(),
         [container(C, BACKUP, "exited"), B_OK],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, f"{B},{C}")]),
+        notices=[_authority_gone(A, f"{B},{C}")]),
     row("gap-acceptable-beside-retired-exited-backup", record(retired=(C,)),
         [container(C, BACKUP, "exited"), B_OK],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, f"{B},{C}")]),
+        notices=[_authority_gone(A, f"{B},{C}")]),
 ] + [
     # OWN-7: a gap candidate in a terminal state.
     row(f"gap-candidate-{state}", record(), [container(B, state=state)],
         Outcome.CONFLICT, instance=None, instance_id=A, ready=CONFLICT,
-        notices=[_conflict(A, B)])
+        notices=[_authority_gone(A, B)])
     for state in sorted(TERMINAL_STATES)
 ]
 

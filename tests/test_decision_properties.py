@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from decision_helpers import (
@@ -155,8 +155,19 @@ def test_never_adopts_a_wrong_or_missing_generation(world):
             assert adopted.name == CANONICAL
 
 
-# OWN-7: more than one acceptable successor: nothing is adopted.
+#: What Hypothesis found (docs/contract.md, "Where this project decides", point 10): a record
+#: with no authority but the intent of its own create (the ID the create returned), and a
+#: same-generation copy beside that container, both still ``created``.
+CREATE_INTENT_WITH_A_COPY = (record(None, GEN, (), Intent(None, A, None)),
+                             [container(A, CANONICAL, "created"), container(B, CANONICAL, "created")])
+
+
+# OWN-7: more than one acceptable successor: nothing is adopted, and an intent the labels gave
+# is dropped. A record without authority keeps its create's intent (point 10 of "Where this
+# project decides"): the create's answer, not the labels, says which container is the driver's,
+# so a copy beside it makes nothing ambiguous.
 @SETTINGS
+@example(CREATE_INTENT_WITH_A_COPY)
 @given(worlds)
 def test_never_adopts_among_several_acceptable_successors(world):
     rec, candidates = world
@@ -164,7 +175,25 @@ def test_never_adopts_among_several_acceptable_successors(world):
     if len(acceptable_successors(rec, candidates)) >= 2:
         assert decision.outcome not in (Outcome.ADOPT, Outcome.ROLLBACK, Outcome.RECORD_INTENT)
         assert decision.record.authority == rec.authority
-        assert decision.record.intent is None
+        if rec.authority is None:
+            assert decision.outcome == Outcome.UNRESOLVED
+            assert decision.record == rec  # the create's intent, kept as it was
+        else:
+            assert decision.record.intent is None
+
+
+# OWN-1, OWN-7: Hypothesis' example, explicitly: unresolved, nothing adopted, the intent kept.
+def test_a_create_intent_survives_a_same_generation_copy():
+    rec, candidates = CREATE_INTENT_WITH_A_COPY
+    decision = decide_for(rec, candidates)
+    assert decision.outcome == Outcome.UNRESOLVED
+    assert decision.record == rec and decision.record.intent == Intent(None, A, None)
+    assert decision.instance is None and decision.instance_id is None
+    assert (decision.ready.status, decision.ready.reason) == ("False",
+                                                              "ContainerOwnershipUnresolved")
+    assert [n.key for n in decision.notices] == ["unresolved"]
+    # Either order of the engine's list decides the same (OWN-20).
+    assert decide_for(rec, list(reversed(candidates))) == decision
 
 
 # OWN-4, OWN-20: the engine's list order never matters.
