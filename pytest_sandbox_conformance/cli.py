@@ -1,7 +1,10 @@
 """``sandbox-conformance``: scenario tools that run nothing against a driver.
 
-* ``sandbox-conformance lint PATH...``: check scenario files (or folders of them); print every
-  problem as ``file:line: field: message``; exit 1 if any.
+* ``sandbox-conformance lint PATH...``: check scenario files (or folders of them): their shape,
+  their names, the story's meaning (``scenario/meaning.py``) and whether exhaustive exploration
+  can enumerate them, then rehearse their pinned schedules against the contract (the reference
+  driver on the fake engine: an expectation no conforming driver meets is the file's mistake);
+  print every problem of every file as ``file:line: field: message``; exit 1 if any.
 * ``sandbox-conformance list [PATH...]``: the scenarios (default: the bundled catalog) with their
   requirements, profile, needs and schedule counts.
 * ``sandbox-conformance schema``: print the JSON Schema of scenario files and of each step.
@@ -20,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .scenario import SCENARIO_SCHEMA, STEP_SCHEMAS, ScenarioError
-from .scenario.loader import load_paths
-from .exploration.schedule import exhaustive_count, pinned
+from .exploration.schedule import MAX_EXHAUSTIVE, exhaustive_count, exploration_problem, pinned
+from .scenario import SCENARIO_SCHEMA, STEP_SCHEMAS, Scenario, ScenarioError
+from .scenario.loader import internal_error, load_paths
 
 __all__ = ["main"]
 
@@ -33,7 +36,9 @@ def _files(paths: Sequence[str]) -> tuple[list[Path], list[ScenarioError]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")))
+            # Regular files only: a FIFO or a folder named x.yaml is no scenario file.
+            files.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")
+                                and q.is_file()))
         elif p.is_file():
             files.append(p)
         else:
@@ -41,14 +46,46 @@ def _files(paths: Sequence[str]) -> tuple[list[Path], list[ScenarioError]]:
     return files, errors
 
 
-def _lint(paths: Sequence[str]) -> int:
+def _exploration_errors(scenarios: Sequence[Scenario]) -> list[ScenarioError]:
+    out = []
+    for sc in scenarios:
+        problem = exploration_problem(sc)
+        if problem is not None:
+            out.append(ScenarioError(sc.path, sc.line, "max_observations", problem))
+    return out
+
+
+def lint_paths(paths: Sequence[str], contract: bool = True
+               ) -> tuple[list[Path], list[Scenario], list[ScenarioError]]:
+    """What ``lint`` checks, file by file, never raising: the files found, the scenarios that
+    pass every stage, and every problem (shape, names, the story's meaning, the exploration
+    bound, and, with ``contract``, the pinned schedules rehearsed against the contract)."""
+    from .run.rehearsal import rehearse
+
     files, errors = _files(paths)
     scenarios, load_errors = load_paths(files)
     errors += load_errors
+    ok: list[Scenario] = []
+    for sc in scenarios:
+        found = _exploration_errors([sc])
+        if not found and contract:
+            try:
+                found = rehearse(sc)
+            except Exception as exc:  # a bug of the suite: name the file and go on
+                found = [internal_error(sc.path, exc)]
+        errors += found
+        if not found:
+            ok.append(sc)
+    return files, ok, sorted(errors, key=lambda e: (e.path, e.line or 0, e.field))
+
+
+def _lint(paths: Sequence[str], contract: bool = True) -> int:
+    files, scenarios, errors = lint_paths(paths, contract)
     for e in errors:
         print(e)
-    print(f"{len(files)} file(s), {len(scenarios)} scenario(s), {len(errors)} problem(s)",
-          file=sys.stderr)
+    bad_files = len({e.path for e in errors})
+    print(f"{len(files)} file(s), {len(scenarios)} scenario(s) clean, {len(errors)} problem(s)"
+          + (f" in {bad_files} file(s)" if errors else ""), file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -62,8 +99,11 @@ def _list(paths: Sequence[str]) -> int:
     for e in errors + load_errors:
         print(e, file=sys.stderr)
     for sc in sorted(scenarios, key=lambda s: s.id):
+        count = exhaustive_count(sc)
+        over = f" (over {MAX_EXHAUSTIVE}: exhaustive mode refuses it)" if count > MAX_EXHAUSTIVE \
+            else ""
         print(f"{sc.id:44} {sc.profile:8} {' '.join(sc.requirements):28} "
-              f"pinned={len(pinned(sc))} exhaustive={exhaustive_count(sc)} "
+              f"pinned={len(pinned(sc))} exhaustive={count}{over} "
               f"needs={','.join(sorted(sc.needs)) or '-'}")
     return 1 if errors or load_errors else 0
 
@@ -99,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     lint = sub.add_parser("lint", help="check scenario files without running anything")
     lint.add_argument("paths", nargs="+", metavar="PATH")
+    lint.add_argument("--no-contract", action="store_true",
+                      help="do not rehearse the pinned schedules against the contract (the "
+                           "reference driver on the fake engine); check shape and story only")
     ls = sub.add_parser("list", help="list scenarios (default: the bundled catalog)")
     ls.add_argument("paths", nargs="*", metavar="PATH")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
@@ -112,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stub.add_argument("path", metavar="PATH", help="where to write it (mode 0755)")
     args = parser.parse_args(argv)
     if args.command == "lint":
-        return _lint(args.paths)
+        return _lint(args.paths, contract=not args.no_contract)
     if args.command == "list":
         return _list(args.paths)
     if args.command == "make-image":

@@ -21,7 +21,9 @@ from .schedule import (
     Schedule,
     decode,
     enumerate_exhaustive,
+    ScheduleError,
     exhaustive_count,
+    exploration_problem,
     pinned,
     random_sample,
 )
@@ -65,6 +67,9 @@ def plan(scenario: Scenario, mode: Mode) -> Iterator[PlannedItem]:
     orders = "no" if mode.list_orders else "n"
     if mode.name != "pinned":
         if mode.name == "exhaustive":
+            problem = exploration_problem(scenario, mode.restarts, orders)
+            if problem is not None:
+                raise ScheduleError(f"scenario {scenario.id}: {problem}")
             total = exhaustive_count(scenario, mode.restarts, orders)
             label = "exhaustive"
             source: Iterator[Schedule] = enumerate_exhaustive(scenario, mode.restarts, orders)

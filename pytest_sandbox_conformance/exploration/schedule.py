@@ -22,18 +22,20 @@ import itertools
 import random
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 from ..scenario.model import Scenario
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_EXHAUSTIVE",
     "Schedule",
     "ScheduleError",
     "decode",
     "enumerate_exhaustive",
     "exhaustive_count",
+    "exploration_problem",
     "pinned",
     "random_sample",
 ]
@@ -182,6 +184,38 @@ def exhaustive_count(scenario: Scenario, restarts: bool = True, orders: str = "n
     for o in options:
         total *= len(o)
     return total * len(points)
+
+
+#: The most schedules one scenario's exhaustive exploration (and ``random:N``'s N) may hold: 500
+#: items of 200 schedules, minutes of run on the fake engine. Above it collection refuses the
+#: scenario in exhaustive mode and ``sandbox-conformance lint`` reports it, with the count.
+MAX_EXHAUSTIVE = 100_000
+
+
+def exploration_problem(scenario: Scenario, restarts: bool = True,
+                        orders: str = "no") -> str | None:
+    """Why ``scenario`` cannot be explored exhaustively (its count is over
+    :data:`MAX_EXHAUSTIVE`) and what to change, or None. From the count formula alone: nothing
+    is enumerated."""
+    total = exhaustive_count(scenario, restarts, orders)
+    if total <= MAX_EXHAUSTIVE:
+        return None
+    options = []
+    if scenario.max_observations > 1:
+        n = exhaustive_count(replace(scenario, max_observations=1), restarts, orders)
+        options.append(f"max_observations: 1 gives {n}")
+    if restarts and scenario.restart == "anywhere":
+        n = exhaustive_count(replace(scenario, restart="never"), restarts, orders)
+        options.append(f"restart: never gives {n}")
+        if scenario.max_observations > 1:
+            n = exhaustive_count(replace(scenario, restart="never", max_observations=1),
+                                 restarts, orders)
+            options.append(f"both give {n}")
+    options.append("a shorter story multiplies less (each step multiplies the count)")
+    return (f"exhaustive exploration would play {total} schedules, more than the "
+            f"{MAX_EXHAUSTIVE} the suite explores for one scenario ({len(scenario.story)} steps, "
+            f"max_observations: {scenario.max_observations}, restart: {scenario.restart}); "
+            + "; ".join(options))
 
 
 def enumerate_exhaustive(scenario: Scenario, restarts: bool = True,

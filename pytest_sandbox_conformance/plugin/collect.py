@@ -70,7 +70,12 @@ class ScenarioFile(pytest.File):
                 raise self.CollectError(f"--sandbox-schedule: {exc}") from None
             yield self._item(sc, sched.label, (sched,))
             return
-        for planned in plan(sc, owner.mode):
+        try:
+            planned_items = list(plan(sc, owner.mode))
+        except ScheduleError as exc:
+            raise self.CollectError(f"{self.path}:{sc.line}: --sandbox-schedules="
+                                    f"{owner.mode.name}: {exc}") from None
+        for planned in planned_items:
             yield self._item(sc, planned.label, planned.schedules)
 
     def _item(self, sc: Scenario, label: str, schedules: Sequence[Schedule]) -> "ScenarioItem":

@@ -1,4 +1,5 @@
-"""Load scenario files: YAML -> JSON Schema -> semantic checks -> :class:`Scenario`.
+"""Load scenario files: YAML (``yamlsource.py``, bounded) -> JSON Schema (``validate.py``) ->
+names -> the story's meaning (``meaning.py``) -> :class:`Scenario`.
 
 Every problem becomes a :class:`ScenarioError` naming the file, the line and the field; a file
 with several problems reports all of them (:class:`ScenarioErrors`). No I/O beyond reading the
@@ -7,47 +8,48 @@ file; no pytest.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Iterable
 
-import jsonschema
-
 from .errors import ScenarioError, ScenarioErrors
+from .meaning import check_meaning
 from .model import Count, Expect, PinnedSchedule, SandboxDecl, SandboxExpect, Scenario, Step
-from .schema import (
-    CAPABILITIES,
-    EXTERNAL_ACTIONS,
-    MARKS,
-    SCENARIO_SCHEMA,
-    STEP_SCHEMAS,
-)
-from .yamlsource import Lines, dotted, load_documents
+from .schema import CAPABILITIES, EXTERNAL_ACTIONS, MARKS, STEP_SCHEMAS
+from .validate import schema_errors
+from .yamlsource import MAX_BYTES, Lines, dotted, load_documents
 
-__all__ = ["load_file", "load_text", "DEFAULT_SCHEDULE"]
+__all__ = ["DEFAULT_SCHEDULE", "internal_error", "load_file", "load_paths", "load_text"]
 
 #: The schedule a scenario without pinned schedules runs: one observation after every step.
 DEFAULT_SCHEDULE = "every-step"
 
 
-@functools.lru_cache(maxsize=None)
-def _validator(schema_id: str) -> jsonschema.protocols.Validator:
-    schema = SCENARIO_SCHEMA if schema_id == "" else STEP_SCHEMAS[schema_id]
-    cls = jsonschema.validators.validator_for(SCENARIO_SCHEMA)
-    return cls(schema)
-
-
 def load_file(path: str | Path) -> list[Scenario]:
     path = Path(path)
+
+    def fail(line: int | None, message: str) -> ScenarioErrors:
+        return ScenarioErrors([ScenarioError(str(path), line, "", message)])
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioErrors([ScenarioError(str(path), None, "", f"cannot read the file: {exc}")])
+        if path.stat().st_size > MAX_BYTES:
+            raise fail(None, f"the file is larger than {MAX_BYTES} bytes (the limit of a "
+                             "scenario file)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail(None, f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(data.count(b"\n", 0, exc.start) + 1,
+                   f"cannot read the file: it is not UTF-8 (byte {data[exc.start]:#04x} at "
+                   f"offset {exc.start}: {exc.reason})") from None
     return load_text(text, str(path))
 
 
-def load_text(text: str, source: str) -> list[Scenario]:
-    """Every scenario (one per YAML document) in ``text``; raise :class:`ScenarioErrors`."""
+def load_text(text: str, source: str, story: bool = True) -> list[Scenario]:
+    """Every scenario (one per YAML document) in ``text``; raise :class:`ScenarioErrors`.
+    ``story=False`` leaves out the story's meaning (``meaning.py``), to tell which stage
+    refuses a file."""
     errors: list[ScenarioError] = []
     scenarios: list[Scenario] = []
     try:
@@ -58,7 +60,7 @@ def load_text(text: str, source: str) -> list[Scenario]:
         if data is None:
             continue
         found: list[ScenarioError] = []
-        scenario = _build(data, lines, source, found)
+        scenario = _build(data, lines, source, found, story)
         errors.extend(found)
         if scenario is not None and not found:
             scenarios.append(scenario)
@@ -76,30 +78,9 @@ def load_text(text: str, source: str) -> list[Scenario]:
     return scenarios
 
 
-def _schema_errors(data: Any, schema_id: str, base: tuple, lines: Lines, source: str,
-                   out: list[ScenarioError]) -> None:
-    validator = _validator(schema_id)
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        path = base + tuple(err.absolute_path)
-        field = dotted(path)
-        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            allowed = set(err.schema.get("properties", {}))
-            extra = sorted(k for k in err.instance if k not in allowed)
-            for key in extra:
-                out.append(ScenarioError(source, lines.line_of(path + (key,)),
-                                         dotted(path + (key,)),
-                                         f"unknown field; expected one of {sorted(allowed)}"))
-            continue
-        message = err.message
-        if err.validator == "oneOf":
-            message = f"{err.instance!r} is not valid here"
-            if err.context:
-                message += f" ({min(err.context, key=lambda e: len(e.message)).message})"
-        out.append(ScenarioError(source, lines.line_of(path), field, message))
-
-
-def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Scenario | None:
-    _schema_errors(data, "", (), lines, source, out)
+def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError],
+           story: bool = True) -> Scenario | None:
+    schema_errors(data, "", (), lines, source, out)
     if not isinstance(data, dict):
         return None
     if out:
@@ -109,7 +90,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Sc
             if isinstance(raw, dict):
                 actions = [k for k in raw if k in STEP_SCHEMAS]
                 if len(actions) == 1:
-                    _schema_errors(raw, actions[0], ("story", i), lines, source, out)
+                    schema_errors(raw, actions[0], ("story", i), lines, source, out)
         return None
 
     def err(path: tuple, message: str) -> None:
@@ -141,7 +122,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Sc
             continue
         action = actions[0]
         before = len(out)
-        _schema_errors(raw, action, path, lines, source, out)
+        schema_errors(raw, action, path, lines, source, out)
         if len(out) != before:
             continue
         target = raw[action]
@@ -194,14 +175,16 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Sc
         needs.add("restart")
 
     expect = _expect(data["expect"], ("expect",), bound, sandboxes, lines, err)
+    sections = [(("expect",), expect, data["expect"])]
     pinned: list[PinnedSchedule] = []
     for name, sched in sorted(data.get("schedules", {}).items()):
-        gaps: list[list[str]] = [[] for _ in steps]
+        n_steps = len(data["story"])
+        gaps: list[list[str]] = [[] for _ in range(n_steps)]
         for ref, tokens in sched.get("after", {}).items():
             where = ("schedules", name, "after", ref)
-            index = _step_ref(ref, labels, len(steps))
+            index = _step_ref(ref, labels, n_steps)
             if index is None:
-                err(where, f"no step {ref!r}: use a step number (1..{len(steps)}), a step "
+                err(where, f"no step {ref!r}: use a step number (1..{n_steps}), a step "
                            f"label or an 'as:' name; known: {sorted(labels)}")
                 continue
             for tok in tokens:
@@ -212,18 +195,22 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError]) -> Sc
         if "expect" in sched:
             override = _expect(sched["expect"], ("schedules", name, "expect"), bound, sandboxes,
                                lines, err)
+            sections.append((("schedules", name, "expect"), override, sched["expect"]))
             merged = _merge(expect, override)
         pinned.append(PinnedSchedule(name, tuple(tuple(g) for g in gaps), merged,
                                      lines.line_of(("schedules", name))))
     if out:
         return None
-    return Scenario(
+    scenario = Scenario(
         id=data["id"], title=data["title"], path=source, line=lines.line_of(("id",)),
         requirements=tuple(data["requirements"]), profile=data.get("profile", "core"),
         needs=frozenset(needs), marks=tuple(data.get("marks", ())),
         restart=data.get("restart", "never"), max_observations=data.get("max_observations", 3),
         sandboxes=sandboxes, story=tuple(steps), expect=expect, pinned=tuple(pinned),
         description=data.get("description", ""))
+    if story:
+        check_meaning(scenario, sections, err)
+    return None if out else scenario
 
 
 def _step_ref(ref: Any, labels: dict[str, int], n: int) -> int | None:
@@ -273,7 +260,8 @@ def _merge(base: Expect, override: Expect) -> Expect:
 
 
 def load_paths(paths: Iterable[Path]) -> tuple[list[Scenario], list[ScenarioError]]:
-    """Load many files (sorted); return the scenarios and every error, never raising."""
+    """Load many files (sorted); return the scenarios and every error of every file, never
+    raising: one bad file never hides the others."""
     scenarios: list[Scenario] = []
     errors: list[ScenarioError] = []
     for p in sorted(paths):
@@ -281,4 +269,13 @@ def load_paths(paths: Iterable[Path]) -> tuple[list[Scenario], list[ScenarioErro
             scenarios.extend(load_file(p))
         except ScenarioErrors as exc:
             errors.extend(exc.errors)
+        except Exception as exc:  # a bug of the loader: still name the file, go on
+            errors.append(internal_error(p, exc))
     return scenarios, errors
+
+
+def internal_error(path: str | Path, exc: BaseException) -> ScenarioError:
+    """A loader failure that is no ScenarioError (a bug of the suite): one line naming the file."""
+    return ScenarioError(str(path), None, "", f"the loader failed on this file "
+                                              f"({type(exc).__name__}: {exc}); this is a bug of "
+                                              "pytest-sandbox-conformance, please report it")

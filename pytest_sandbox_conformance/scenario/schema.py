@@ -10,7 +10,11 @@ from __future__ import annotations
 __all__ = [
     "CAPABILITIES",
     "MARKS",
+    "MAX_FAULT_TIMES",
+    "MAX_GAP_TOKENS",
+    "MAX_STEPS",
     "PROFILES",
+    "READY_REASONS",
     "REQUIREMENT_PATTERN",
     "SCENARIO_SCHEMA",
     "STEP_SCHEMAS",
@@ -48,6 +52,30 @@ WARNING_REASONS = (
     "SandboxReplacementIntentRecorded",
     "UnownedSandboxContainersIgnored",
 )
+#: The Ready reasons of the contract (docs/contract.md section 6), with their status; the phase
+#: follows from the two (``api.phase_of``). Expectations may only name these.
+READY_REASONS = {
+    "ContainerRunning": "True",
+    "ContainerCreated": "False",
+    "Starting": "False",
+    "ContainerExited": "False",
+    "ContainerDead": "False",
+    "ContainerPaused": "False",
+    "ContainerRemoving": "False",
+    "ContainerStateUnknown": "False",
+    "ContainerStartFailed": "False",
+    "ContainerReplacementPending": "False",
+    "ContainerInstanceMissing": "False",
+    "ContainerIdentityConflict": "False",
+    "ContainerOwnershipUnresolved": "False",
+    "ContainerOwnershipPersistFailed": "False",
+}
+#: The longest story (every step multiplies the exhaustive count; the catalog's longest has 7).
+MAX_STEPS = 100
+#: The most tokens a pinned schedule puts in one gap.
+MAX_GAP_TOKENS = 20
+#: The most calls one engine or journal fault may fail (a run makes a few dozen calls).
+MAX_FAULT_TIMES = 100
 
 _NAME = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]*$"}
 _SANDBOX_KEY = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]*$"}
@@ -79,7 +107,7 @@ _EXPECT = {
                 "properties": {
                     "instance": {"oneOf": [_NAME, {"type": "null"}]},
                     "phase": {"enum": ["Ready", "Provisioning", "Error"]},
-                    "reason": {"type": "string", "minLength": 1},
+                    "reason": {"enum": list(READY_REASONS)},
                     "tracked": {"type": "boolean"},
                 },
             },
@@ -137,7 +165,8 @@ SCENARIO_SCHEMA = {
                 },
             },
         },
-        "story": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        "story": {"type": "array", "minItems": 1, "maxItems": MAX_STEPS,
+                  "items": {"type": "object"}},
         "expect": _EXPECT,
         "schedules": {
             "type": "object",
@@ -148,7 +177,8 @@ SCENARIO_SCHEMA = {
                 "properties": {
                     "after": {
                         "type": "object",
-                        "additionalProperties": {"type": "array", "items": _ORDER_TOKENS},
+                        "additionalProperties": {"type": "array", "items": _ORDER_TOKENS,
+                                                 "maxItems": MAX_GAP_TOKENS},
                     },
                     "expect": _EXPECT,
                 },
@@ -158,11 +188,14 @@ SCENARIO_SCHEMA = {
 }
 
 
-def _step(action: str, value: dict, **extra: dict) -> dict:
+def _step(action: str, value: dict, required: tuple[str, ...] = (), **extra: dict) -> dict:
     props = {action: value, "label": _LABEL}
     props.update(extra)
-    return {"type": "object", "additionalProperties": False, "required": [action],
+    return {"type": "object", "additionalProperties": False, "required": [action, *required],
             "properties": props}
+
+
+_TIMES = {"type": "integer", "minimum": 1, "maximum": MAX_FAULT_TIMES}
 
 
 _GENERATION = {"enum": ["keep", "wrong", "missing"]}
@@ -179,8 +212,8 @@ STEP_SCHEMAS = {
     "start": _step("start", _NAME),
     "kill": _step("kill", _NAME),
     "remove": _step("remove", _NAME),
-    "rename": _step("rename", _NAME, to=_CONTAINER_NAME),
-    "set_state": _step("set_state", _NAME, state=_STATE),
+    "rename": _step("rename", _NAME, ("to",), to=_CONTAINER_NAME),
+    "set_state": _step("set_state", _NAME, ("state",), state=_STATE),
     "clone": _step("clone", _NAME, **{"as": _NAME, "name": _CONTAINER_NAME,
                                        "generation": _GENERATION, "gpu": _GPU_STYLE,
                                        "state": {"enum": ["running", "created", "exited"]}}),
@@ -189,12 +222,12 @@ STEP_SCHEMAS = {
                                           "namespace": {"type": "string", "minLength": 1},
                                           "state": {"enum": ["running", "created", "exited"]}}),
     "engine_fault": _step("engine_fault", {"enum": ["list", "create", "remove"]},
-                          times={"type": "integer", "minimum": 1}),
+                          times=_TIMES),
     "journal_fault": _step("journal_fault", {"enum": ["write-fail", "crash", "corrupt"]},
                            sandbox=_SANDBOX_KEY,
                            at={"enum": ["open-temp", "write-partial", "fsync-temp", "rename",
                                         "fsync-dir"]},
-                           times={"type": "integer", "minimum": 1}),
+                           times=_TIMES),
 }
 ACTIONS = tuple(STEP_SCHEMAS)
 #: Steps the suite performs as another client of the engine (observations may fall around them).
