@@ -645,19 +645,19 @@ def test_unloadable_driver_is_a_one_line_usage_error(pytester: pytest.Pytester, 
 @pytest.mark.parametrize("args, message", [
     ([], "ERROR: --sandbox-driver=openshell-grpc: openshell-grpc needs exactly one of "
          "--sandbox-driver-socket*"),
-    (["--sandbox-driver-cmd=drv {socket}"], "ERROR: --sandbox-driver=openshell-grpc: a driver "
+    (["--sandbox-driver-cmd=true {socket}"], "ERROR: --sandbox-driver=openshell-grpc: a driver "
                                             "process works on a real engine*"),
-    (["--sandbox-driver-cmd=drv", "--sandbox-driver-socket=/tmp/x.sock"],
+    (["--sandbox-driver-cmd=true", "--sandbox-driver-socket=/tmp/x.sock"],
      "ERROR: --sandbox-driver-cmd and --sandbox-driver-socket exclude each other*"),
     (["--sandbox-driver-socket=/tmp/x.sock", "--sandbox-gate=off"],
-     "ERROR: --sandbox-driver=openshell-grpc: a driver process works on a real engine*"),
-    (["--sandbox-driver-cmd=drv", "--sandbox-poll-interval=0"],
-     "ERROR: --sandbox-poll-interval=0: give a number of seconds > 0"),
-    (["--sandbox-driver-cmd=drv", "--sandbox-step-timeout=soon"],
-     "ERROR: --sandbox-step-timeout=soon: give a number of seconds > 0"),
-    (["--sandbox-driver-cmd=drv", "--sandbox-gate=maybe"],
+     "ERROR: --sandbox-gate=off applies to a driver the suite starts (--sandbox-driver-cmd)*"),
+    (["--sandbox-driver-cmd=true", "--sandbox-poll-interval=0"],
+     "ERROR: --sandbox-poll-interval=0: give a number of seconds above 0 and at most 600*"),
+    (["--sandbox-driver-cmd=true", "--sandbox-step-timeout=soon"],
+     "ERROR: --sandbox-step-timeout=soon: give a number of seconds above 0 and at most 600*"),
+    (["--sandbox-driver-cmd=true", "--sandbox-gate=maybe"],
      "ERROR: --sandbox-gate=maybe: use auto or off"),
-    (["--sandbox-driver-cmd=drv", "--sandbox-driver-option=colour=blue"],
+    (["--sandbox-driver-cmd=true", "--sandbox-driver-option=colour=blue"],
      "ERROR: --sandbox-driver=openshell-grpc: openshell-grpc: unknown option(s) colour*"),
 ])
 def test_openshell_grpc_bad_options_are_usage_errors(pytester: pytest.Pytester, suite,

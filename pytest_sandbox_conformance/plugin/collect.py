@@ -20,6 +20,7 @@ import pytest
 from ..exploration.plan import Mode, plan, replay_schedule
 from ..exploration.schedule import Schedule, ScheduleError
 from ..scenario import Scenario, ScenarioErrors, load_file
+from ..scenario.loader import internal_error
 
 __all__ = ["ScenarioFile", "ScenarioItem", "Session"]
 
@@ -53,6 +54,8 @@ class ScenarioFile(pytest.File):
             scenarios = load_file(self.path)
         except ScenarioErrors as exc:
             raise self.CollectError(str(exc)) from None
+        except Exception as exc:  # a bug of the loader: one line naming the file, no traceback
+            raise self.CollectError(str(internal_error(self.path, exc))) from None
         owner = self.session_of_items
         for sc in sorted(scenarios, key=lambda s: s.id):
             if owner.replay is not None and owner.replay[0] != sc.id:

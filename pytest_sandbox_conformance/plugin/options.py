@@ -6,12 +6,16 @@ Resolution order for each option: command line, then ini, then default (as Taver
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..exploration.schedule import MAX_EXHAUSTIVE
+from . import option_checks as checks
 
 __all__ = ["DRIVER_OPTION_FLAGS", "OPTIONS", "Option", "Settings", "add_options", "resolve"]
 
@@ -157,9 +161,19 @@ class Settings:
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
         get = {o.name: resolve(config, o) for o in OPTIONS}
-        active = (config.getoption("sandbox_driver") is not None
-                  or bool(config.getini("sandbox_driver"))
-                  or config.getoption("sandbox_schedule") is not None)
+        given = {o.name: config.getoption(o.dest) for o in OPTIONS}  # the command line's
+        for opt in OPTIONS:  # an empty value is never "the default" in disguise
+            if opt.kind == "string" and given[opt.name] is not None \
+                    and not str(given[opt.name]).strip():
+                raise pytest.UsageError(f"{opt.flag}= is empty: give a value, or leave the "
+                                        "option out for its default")
+            if opt.kind == "list" and any(not str(v).strip() for v in given[opt.name] or ()):
+                raise pytest.UsageError(f"{opt.flag}= is empty: give a value, or leave the "
+                                        "option out")
+        active = (given["driver"] is not None or bool(config.getini("sandbox_driver"))
+                  or given["schedule"] is not None)
+        if get["driver"]:
+            checks.check_driver_spec(get["driver"])
         mode_text = get["schedules"]
         n = seed = 0
         if mode_text in ("pinned", "exhaustive"):
@@ -170,52 +184,87 @@ class Settings:
                 raise pytest.UsageError(
                     f"--sandbox-schedules={mode_text}: use pinned, exhaustive or random:N[:SEED]")
             mode, n, seed = "random", int(m.group(1)), int(m.group(2) or 0)
-            if n < 1:
-                raise pytest.UsageError("--sandbox-schedules=random:N needs N >= 1")
+            if not 1 <= n <= MAX_EXHAUSTIVE:
+                raise pytest.UsageError(f"--sandbox-schedules={mode_text}: N must be 1 to "
+                                        f"{MAX_EXHAUSTIVE} (random:N draws N schedules)")
         replay = None
         if get["schedule"]:
             scenario, sep, sched = get["schedule"].partition("@")
             if not sep or not scenario or not sched:
                 raise pytest.UsageError(f"--sandbox-schedule={get['schedule']}: use "
                                         "SCENARIO@SCHEDULE_ID, as a failure prints it")
+            if given["schedules"] is not None:
+                raise pytest.UsageError(f"--sandbox-schedules={given['schedules']} beside "
+                                        f"--sandbox-schedule={get['schedule']}: a replay plays "
+                                        "exactly one schedule; drop one of them")
             replay = (scenario, sched)
         if get["engine"] not in ENGINES:
             raise pytest.UsageError(
                 f"--sandbox-engine={get['engine']}: unknown engine; available: "
                 f"{', '.join(ENGINES)}")
         if get["gpu"] not in ("auto", "required", "off"):
-            raise pytest.UsageError(f"--sandbox-gpu={get['gpu']}: use auto, required or off")
+            raise pytest.UsageError(f"--sandbox-gpu={get['gpu']}: use auto or required or off")
+        if get["engine"] == "fake":
+            ignored = [f for f, on in (("--sandbox-engine-url", get["engine_url"]),
+                                       ("--sandbox-keep", get["keep"]),
+                                       ("--sandbox-gpu", get["gpu"] != "auto")) if on]
+            if ignored:
+                raise pytest.UsageError(f"{ignored[0]} applies to a real engine "
+                                        "(--sandbox-engine=docker or podman); the fake engine "
+                                        "would ignore it")
+        if get["engine_url"]:
+            checks.check_url(get["engine_url"])
         options = {}
         for item in get["driver_option"]:
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise pytest.UsageError(f"--sandbox-driver-option={item}: use KEY=VALUE")
+            if key in options:
+                raise pytest.UsageError(f"--sandbox-driver-option={item}: {key} is given twice "
+                                        f"(also ={options[key]}); the first would be ignored")
             options[key] = value
         flag_options = {}
         for name, key in DRIVER_OPTION_FLAGS.items():
             value = get[name]
             if value in (None, ""):
                 continue
-            if name in ("poll_interval", "step_timeout"):
-                try:
-                    ok = float(value) > 0
-                except ValueError:
-                    ok = False
-                if not ok:
-                    raise pytest.UsageError(f"--sandbox-{name.replace('_', '-')}={value}: give "
-                                            "a number of seconds > 0")
+            flag = "--sandbox-" + name.replace("_", "-")
+            if key in options:
+                raise pytest.UsageError(f"{flag}={value} and --sandbox-driver-option={key}="
+                                        f"{options[key]} set the same driver option; give one")
             flag_options[key] = options[key] = str(value)
-        if get["gate"] not in ("auto", "off"):
-            raise pytest.UsageError(f"--sandbox-gate={get['gate']}: use auto or off")
-        if get["gate"] != "auto":
-            flag_options["gate"] = options["gate"] = get["gate"]
         if "cmd" in flag_options and "socket" in flag_options:
             raise pytest.UsageError("--sandbox-driver-cmd and --sandbox-driver-socket exclude "
                                     "each other: the suite starts the driver, or it is running")
+        if get["gate"] not in ("auto", "off"):
+            raise pytest.UsageError(f"--sandbox-gate={get['gate']}: use auto or off")
+        if get["gate"] != "auto":
+            if "cmd" not in options:
+                raise pytest.UsageError(f"--sandbox-gate={get['gate']} applies to a driver the "
+                                        "suite starts (--sandbox-driver-cmd); without one it "
+                                        "would be ignored")
+            flag_options["gate"] = options["gate"] = get["gate"]
+        for key in checks.SECONDS_OPTIONS:
+            if key in options:
+                flag = next((f"--sandbox-{n.replace('_', '-')}" for n, k in
+                             DRIVER_OPTION_FLAGS.items() if k == key and k in flag_options),
+                            f"--sandbox-driver-option={key}")
+                checks.check_seconds(flag, options[key])
+        if "cmd" in options:
+            checks.check_command(options["cmd"])
+        if "socket" in flag_options:
+            checks.check_socket(options["socket"])
+        if (get["driver"] or "reference") == "reference" and options:
+            flag = ("--sandbox-" + next(n for n, k in DRIVER_OPTION_FLAGS.items()
+                                        if k == next(iter(flag_options))).replace("_", "-")
+                    if flag_options else f"--sandbox-driver-option={next(iter(options))}")
+            raise pytest.UsageError(f"{flag}: the reference driver takes no driver options; "
+                                    "they are for an adapter that reads them (openshell-grpc: "
+                                    "docs/grpc.md)")
         dirs = []
         # Relative folders: from the command line, against where pytest was invoked; from the
         # ini file, against the ini file's folder (as pytest's own "paths" ini values).
-        from_ini = config.getoption("sandbox_scenarios") is None and config.inipath is not None
+        from_ini = given["scenarios"] is None and config.inipath is not None
         base = config.inipath.parent if from_ini else config.invocation_params.dir
         for d in get["scenarios"]:
             p = Path(d)
@@ -223,14 +272,27 @@ class Settings:
                 p = base / p
             if not p.is_dir():
                 raise pytest.UsageError(f"--sandbox-scenarios={d}: no such folder ({p})")
-            dirs.append(p.resolve())
-        outputs = {}
-        for name in ("report", "html", "claim"):
-            value = get[name]
-            if value and Path(value).is_dir():
-                raise pytest.UsageError(f"--sandbox-{name}={value}: is a folder; give a file "
-                                        "path")
-            outputs[name] = Path(value) if value else None
+            p = p.resolve()
+            if p in dirs:
+                raise pytest.UsageError(f"--sandbox-scenarios={d}: {p} is given twice (its "
+                                        "scenarios would be collected twice)")
+            if not os.access(p, os.R_OK | os.X_OK):
+                raise pytest.UsageError(f"--sandbox-scenarios={d}: {p} cannot be read")
+            dirs.append(p)
+        if not get["no_builtin"] and dirs:
+            from .collect import catalog_dir
+
+            if catalog_dir().resolve() in dirs:
+                raise pytest.UsageError(f"--sandbox-scenarios={catalog_dir().resolve()} is the "
+                                        "bundled catalog, collected anyway: add "
+                                        "--sandbox-no-builtin, or leave it out")
+        if get["no_builtin"] and not dirs:
+            raise pytest.UsageError("--sandbox-no-builtin without --sandbox-scenarios=DIR leaves "
+                                    "no scenario to run")
+        where = config.invocation_params.dir
+        outputs = {name: checks.check_output_path(f"--sandbox-{name}", get[name], where)
+                   if get[name] else None for name in ("report", "html", "claim")}
+        state_dir = checks.check_state_dir(get["state_dir"], where) if get["state_dir"] else None
         return cls(
             active=active, driver=get["driver"] or "reference", engine=get["engine"],
             engine_url=get["engine_url"], keep=bool(get["keep"]), gpu=get["gpu"],
@@ -238,9 +300,7 @@ class Settings:
             random_seed=seed, replay=replay,
             report=outputs["report"], html=outputs["html"], claim=outputs["claim"],
             implementation=_implementation(get["implementation"]), image=get["image"],
-            driver_options=options,
-            state_dir=Path(get["state_dir"]) if get["state_dir"] else None,
-            flag_options=flag_options)
+            driver_options=options, state_dir=state_dir, flag_options=flag_options)
 
 
 #: The keys of --sandbox-implementation (the Gateway API's Implementation).

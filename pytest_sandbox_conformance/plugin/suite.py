@@ -13,6 +13,7 @@ import pytest
 from ..exploration.plan import Mode
 from ..scenario.schema import CAPABILITIES
 from .items import progress_for, run_item
+from .option_checks import check_factory
 from .options import Settings
 from .replay import replay_command
 from .results import Results
@@ -38,6 +39,10 @@ class Suite:
             self.factory = load_factory(settings.driver)
         except AdapterLoadError as exc:
             raise pytest.UsageError(str(exc)) from None
+        except Exception as exc:  # the module's own import failed (a SyntaxError, ...)
+            raise pytest.UsageError(f"--sandbox-driver={settings.driver}: importing it failed: "
+                                    f"{type(exc).__name__}: {exc}") from None
+        check_factory(self.factory, settings.driver)
         self.driver_caps, self.driver_label = self._probe()
         self.results = Results(self)
         config.pluginmanager.register(self.results, "sandbox-conformance-results")

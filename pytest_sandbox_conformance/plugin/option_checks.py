@@ -1,0 +1,182 @@
+"""The checks of option values that need more than their own text: paths, URLs, commands,
+numbers with limits, and options that would be silently ignored beside others.
+
+Every problem is one ``pytest.UsageError`` naming the option and the value, raised in
+``pytest_configure`` before anything is collected or run (``docs/reliability.md``). The classes:
+
+* **empty values** (``--sandbox-report=``): never "the default" in disguise;
+* **malformed values**: a driver spec that is no ``NAME`` or ``MODULE:FACTORY``, an engine URL
+  that does not parse or has another scheme, a driver command with an unclosed quote, an unknown
+  ``{placeholder}`` or a program that does not exist;
+* **places the suite cannot use**: a report path (``--sandbox-report``, ``--sandbox-html``,
+  ``--sandbox-claim``) that is a folder or lies under a file or an unwritable folder, a state folder that is a file or in which no folder can be made, a
+  scenario folder given twice or equal to the bundled catalog, a driver socket that is not one;
+* **numbers that switch a limit off**: ``inf``, ``nan``, ``1e308`` seconds (:data:`MAX_SECONDS`);
+* **options that would be ignored**: an engine URL, ``--sandbox-keep`` or ``--sandbox-gpu`` with
+  the fake engine, ``--sandbox-schedules`` beside ``--sandbox-schedule``, ``--sandbox-gate``
+  without ``--sandbox-driver-cmd``, driver options for the reference driver (which takes none),
+  a driver option given twice or both as a flag and as ``--sandbox-driver-option``,
+  ``--sandbox-no-builtin`` without ``--sandbox-scenarios``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import os
+import re
+import shlex
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+import pytest
+
+__all__ = ["MAX_SECONDS", "check_command", "check_driver_spec", "check_factory",
+           "check_output_path", "check_seconds", "check_socket", "check_state_dir", "check_url"]
+
+#: The longest poll interval, step timeout or other driver time the suite accepts, in seconds.
+MAX_SECONDS = 600.0
+#: Driver options that are times in seconds (the openshell-grpc adapter's).
+SECONDS_OPTIONS = ("poll_interval", "step_timeout", "poll_margin", "start_timeout", "quiet")
+#: What ``--sandbox-driver-cmd`` fills in.
+PLACEHOLDERS = ("socket", "state_dir", "namespace", "docker_host")
+#: The schemes of Docker's API addresses.
+URL_SCHEMES = ("unix", "tcp", "http", "https", "ssh", "npipe")
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_DRIVER_SPEC = re.compile(rf"^(?:[A-Za-z0-9_.-]+|{_IDENT}(?:\.{_IDENT})*:{_IDENT}(?:\.{_IDENT})*)$")
+
+
+def _fail(flag: str, value: object, why: str) -> pytest.UsageError:
+    return pytest.UsageError(f"{flag}={value}: {why}")
+
+
+def check_driver_spec(value: str) -> None:
+    if not _DRIVER_SPEC.match(value):
+        raise _fail("--sandbox-driver", value, "give a registered driver name (reference, "
+                    "openshell-grpc, ...) or MODULE:FACTORY, such as "
+                    "mypackage.adapter:factory (docs/adapters.md)")
+
+
+def check_factory(factory: Callable, spec: str) -> None:
+    """A factory must take one argument, the DriverContext (``os:getcwd`` takes none)."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # a callable without a signature (some builtins): its call will tell
+    try:
+        sig.bind(object())
+    except TypeError:
+        raise _fail("--sandbox-driver", spec, f"{getattr(factory, '__qualname__', factory)}"
+                    f"{sig} is not an adapter factory: a factory takes one argument, the "
+                    "DriverContext, and returns a DriverAdapter (docs/adapters.md)") from None
+
+
+def check_url(value: str) -> None:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises for a port that is not a number
+    except ValueError as exc:
+        raise _fail("--sandbox-engine-url", value, f"not a URL ({exc})") from None
+    if parts.scheme not in URL_SCHEMES:
+        raise _fail("--sandbox-engine-url", value, "use unix:///path/to/socket, "
+                    "tcp://HOST:PORT, http(s)://HOST:PORT or ssh://USER@HOST")
+    if parts.scheme in ("unix", "npipe"):
+        if not parts.path:
+            raise _fail("--sandbox-engine-url", value, "give the socket's path, "
+                        "unix:///var/run/docker.sock")
+    elif not parts.hostname:
+        raise _fail("--sandbox-engine-url", value, "no host in it")
+
+
+def check_seconds(flag: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (0 < seconds <= MAX_SECONDS):  # nan fails this too
+        raise _fail(flag, value, f"give a number of seconds above 0 and at most "
+                    f"{MAX_SECONDS:g} (a larger or non-finite one would switch the limit off)")
+    return seconds
+
+
+def check_command(value: str) -> None:
+    flag = "--sandbox-driver-cmd"
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise _fail(flag, value, f"cannot be split into arguments ({exc}); quote as a shell "
+                    "would") from None
+    if not argv:
+        raise _fail(flag, value, "the command is empty")
+    for name in re.findall(r"\{(" + _IDENT + r")\}", value):
+        if name not in PLACEHOLDERS:
+            near = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
+            hint = f" (did you mean {{{near[0]}}}?)" if near else ""
+            raise _fail(flag, value, f"unknown placeholder {{{name}}}{hint}; the suite fills "
+                        "in " + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
+    program = argv[0]
+    if "{" not in program and shutil.which(program) is None:
+        raise _fail(flag, value, f"no program {program!r} (not on PATH, or not an executable "
+                    "file)")
+
+
+def check_socket(value: str) -> None:
+    try:
+        mode = os.stat(value).st_mode
+    except OSError as exc:
+        raise _fail("--sandbox-driver-socket", value, f"no such socket ({exc.strerror}); start "
+                    "the driver first, or let the suite start it with "
+                    "--sandbox-driver-cmd") from None
+    if not stat.S_ISSOCK(mode):
+        raise _fail("--sandbox-driver-socket", value, "not a Unix socket")
+
+
+def _writable_folder(folder: Path) -> bool:
+    try:
+        tempfile.TemporaryDirectory(dir=folder).cleanup()
+    except OSError:
+        return False
+    return True
+
+
+def check_output_path(flag: str, value: str, base: Path) -> Path:
+    """A file the suite writes at the end (``--sandbox-report``, ``--sandbox-html``, ...): not a
+    folder, not under a file, in a folder it can write (made when missing)."""
+    path = Path(value)
+    if not path.is_absolute():
+        path = base / path
+    if path.is_dir():
+        raise _fail(flag, value, f"{path} is a folder; give the path of the file to write")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _fail(flag, value, f"{path} exists and cannot be written")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _fail(flag, value, f"{parent} is a file, not a folder")
+    if not _writable_folder(parent):
+        raise _fail(flag, value, f"cannot write in {parent}")
+    return Path(value)  # as given: the summary prints it so
+
+
+def check_state_dir(value: str, base: Path) -> Path:
+    path = Path(value)
+    if not path.is_absolute():
+        path = base / path
+    if path.exists() and not path.is_dir():
+        raise _fail("--sandbox-state-dir", value, f"{path} is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail("--sandbox-state-dir", value, f"cannot make the folder "
+                    f"({exc.strerror or exc})") from None
+    if not _writable_folder(path):
+        raise _fail("--sandbox-state-dir", value, f"cannot make the runs' state folders in "
+                    f"{path}")
+    return path
