@@ -551,10 +551,12 @@ def test_failure_output_and_replay(pytester: pytest.Pytester, suite, broken_driv
     assert "Traceback" not in out
     replay = out.split("\nreplay:\n", 1)[1].splitlines()[0].strip()
     argv = shlex.split(replay)
-    assert argv[0] == "pytest"
+    # [PYTHONPATH=...] pytest|python -m pytest -p no:cacheprovider --sandbox-...
+    start = argv.index("no:cacheprovider") - 1
+    assert argv[start - 1] == "pytest" or argv[start - 2:start] == ["-m", "pytest"], argv
     assert "--sandbox-schedule=handoff@backup-first" in argv
     again = pytester.runpytest(*PLUGINS,
-                               f"--sandbox-state-dir={sandbox_state_dir}", *argv[1:])
+                               f"--sandbox-state-dir={sandbox_state_dir}", *argv[start + 2:])
     again.assert_outcomes(failed=1)
     again.stdout.fnmatch_lines(["schedule:     1-0.0.0.oo.0 (pinned: backup-first)",
                                 "requirements: OWN-4*broken"])

@@ -227,6 +227,11 @@ class Suite:
                 found.append((p, nodeid))
         return found
 
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        """A replay (``--sandbox-schedule``) collects nothing but its scenario item: no test
+        module of the folder it runs in (a project's own tests) runs beside it."""
+        return True if self.settings.replay is not None else None
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
@@ -257,6 +262,10 @@ class Suite:
                 f"--sandbox-schedule={'@'.join(self.settings.replay)}: no scenario "
                 f"{self.settings.replay[0]!r} in the scenarios collected (the bundled catalog"
                 + "".join(f", {d}" for d in self.settings.scenario_dirs) + ")")
+        if self.settings.replay is not None and items:
+            # Test files named on the command line are collected anyway: a replay runs none.
+            config.hook.pytest_deselected(items=list(items))
+            items.clear()
         items[:0] = added
         self.results.planned(added)
 
