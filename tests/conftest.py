@@ -7,6 +7,20 @@ pytest_plugins = ["pytester"]
 
 import pytest  # noqa: E402
 
+#: Set on a test that skipped because a live engine (Docker, Podman) is not there: ``-ra`` shows
+#: all of them as one line per file, "SKIPPED [48] tests/test_engine_fake.py: podman: ...",
+#: instead of one line per test.
+ENGINE_UNAVAILABLE = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    reason = item.stash.get(ENGINE_UNAVAILABLE, None)
+    if reason is not None and report.skipped and isinstance(report.longrepr, tuple):
+        path, _, message = report.longrepr
+        report.longrepr = (path, None, message)  # no line: the skips fold by file and reason
+
 
 @pytest.fixture
 def fake_engine():

@@ -58,6 +58,8 @@ def _fake() -> Engine:
 
 _unavailable: dict[str, str] = {}  # live kind -> why it cannot run (asked once per process)
 
+from conftest import ENGINE_UNAVAILABLE  # noqa: E402
+
 #: Where the ``podman`` kind finds Podman's Docker-compatible API (``.ci/engines.sh`` starts it).
 PODMAN_URL = os.environ.get("SANDBOX_PODMAN_URL") or "unix:///run/podman/podman.sock"
 #: ``SANDBOX_CONFORMANCE_REQUIRE_PODMAN=1``: a Podman that does not answer fails, not skips.
@@ -105,7 +107,9 @@ REQUIRE_VARIABLE = {"docker": "SANDBOX_CONFORMANCE_REQUIRE_ENGINE",
                     "podman": "SANDBOX_CONFORMANCE_REQUIRE_PODMAN"}
 
 
-def _make_engine(kind: str) -> Engine:
+def _make_engine(kind: str, node: pytest.Item | None = None) -> Engine:
+    """An engine of ``kind``; a live one that is not there skips the test (or fails it, when
+    required), and ``node`` is stashed with the reason so that ``-ra`` shows it once."""
     if kind not in LIVE_KINDS:
         return ENGINE_KINDS[kind]()
     try:
@@ -114,6 +118,8 @@ def _make_engine(kind: str) -> Engine:
         reason = f"{kind}: {exc}"
     if REQUIRED[kind]:  # outside the except: no chained traceback, just the reason
         pytest.fail(f"{reason} ({REQUIRE_VARIABLE[kind]}=1 requires it)", pytrace=False)
+    if node is not None:
+        node.stash[ENGINE_UNAVAILABLE] = reason  # conftest.py folds these skips into one line
     pytest.skip(reason)
 
 
@@ -161,7 +167,7 @@ def run_id() -> str:
 @pytest.fixture(params=[pytest.param(kind, marks=[pytest.mark.live] if kind in LIVE_KINDS else [])
                         for kind in sorted(ENGINE_KINDS)])
 def engine(request, run_id):
-    eng = _make_engine(request.param)
+    eng = _make_engine(request.param, request.node)
     try:
         yield eng
     finally:
