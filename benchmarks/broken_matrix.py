@@ -126,7 +126,9 @@ def main() -> int:
     w("- **exhaustive**: `--sandbox-schedules=exhaustive`, every schedule of observations, list "
       "orders and restarts (the pinned ones included). *exhaustive only* means no pinned "
       "schedule catches the bug: only exploration does.")
-    w("- Run one yourself: `PYTHONPATH=tests pytest --sandbox-driver=broken_drivers:<name>` "
+    w("- Run one yourself: `PYTHONPATH=tests pytest --sandbox-driver=broken_drivers:<name> "
+      "scenarios` from a checkout's root (the `scenarios` path keeps the project's own tests "
+      "out; from elsewhere give `PYTHONPATH` the `tests` folder's full path and no path) "
       "(add `--sandbox-schedules=exhaustive` to explore).")
     w("- The reference driver passes every scenario under both: "
       + ", ".join(f"{m} {reference[m]['counts']['passed']} items passed, "

@@ -22,3 +22,26 @@ def test_minimal_adapter_example_passes_the_catalog(pytester: pytest.Pytester,
     skips = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
     assert bool(skips) == bool(outcomes.get("skipped"))
     assert all("lacks capabilities" in line for line in skips), skips
+
+
+def test_engine_adapter_example_passes_the_simple_scenarios_and_fails_the_handoffs(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first driver of docs/adapters.md ("Writing an adapter, step by step"): authority from
+    # create, missing kept, fail closed, no handoff.
+    monkeypatch.setenv("PYTHONPATH", str(EXAMPLES))
+    simple = ("missing-instance-kept or delete-idempotent or copied-labels-running-copy or "
+              "warnings-deduplicated-duplicate or copied-labels-wrong-generation")
+    result = pytester.runpytest_subprocess("--sandbox-driver=engine_adapter:factory", "-q",
+                                           "-p", "no:cacheprovider", "-k", simple)
+    result.stdout.fnmatch_lines(["*driver engine-example 0.1: *"])
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] == 6 and set(outcomes) <= {"passed", "deselected"}, outcomes
+    handoff = pytester.runpytest_subprocess("--sandbox-driver=engine_adapter:factory", "-q",
+                                            "-p", "no:cacheprovider", "-k",
+                                            "overlap-backup-first or gap-missed")
+    outcomes = handoff.parseoutcomes()
+    assert outcomes.get("failed") == 2 and "errors" not in outcomes and "error" not in outcomes
+    broken = [line for line in handoff.stdout.lines if line.startswith("requirements:")]
+    assert len(broken) == 2 and all("OWN-4" in line for line in broken), broken
+    assert any(line.startswith("requirements: OWN-5") for line in broken), broken
+    assert "Traceback" not in handoff.stdout.str()
