@@ -265,3 +265,16 @@ def test_lint_rehearses_the_expectations_against_the_contract(tmp_path: Path, ca
             "contract gives otherwise: sandbox s1: phase Error (ContainerExited), expected "
             "Ready") in out
     assert main(["lint", "--no-contract", str(tmp_path)]) == 0
+
+
+def test_the_rehearsal_finds_a_base_count_that_depends_on_the_polls(tmp_path: Path,
+                                                                    capsys) -> None:
+    # Every pinned schedule sees the gap; the schedule with no poll in the story does not.
+    (tmp_path / "gap.yaml").write_text(scenario(
+        A + "  - remove: A\n  - run: s1\n    as: B\n",
+        "expect:\n  sandboxes:\n    s1: {instance: B, phase: Ready}\n"
+        "  warnings: {ContainerInstanceMissing: 1}"))
+    assert main(["lint", str(tmp_path)]) == 1
+    assert ("gap.yaml:12: expect: under schedule 1-0.0.0 (explored: the base expect must hold in "
+            "every schedule), a driver that follows the contract gives otherwise: 0 Warning(s) "
+            "ContainerInstanceMissing; the scenario expects 1") in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """The rehearsal: a scenario's pinned schedules played against the contract itself, for lint.
 
-``sandbox-conformance lint`` plays every pinned schedule of a scenario that loaded against the
-reference driver (the contract, executable) on the fake engine, in memory, before any driver
+``sandbox-conformance lint`` plays every pinned schedule of a scenario that loaded, and a sample
+of :data:`SAMPLE` explored ones, against the reference driver (the contract, executable) on the fake engine, in memory, before any driver
 under test sees it. An expectation the contract does not meet is the file's mistake, not a
 driver's: it is reported as ``file:line: field: message`` on the ``expect`` section that states
 it, with what a conforming driver does instead. A contract check the reference driver fails on
@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..exploration.schedule import Schedule, pinned
+from ..exploration.schedule import Schedule, exploration_problem, pinned, random_sample
 from ..scenario.errors import ScenarioError
 from ..scenario.model import Scenario
 from .checks import Failure
@@ -28,6 +28,10 @@ __all__ = ["is_expectation", "rehearse"]
 
 #: What the rehearsal cannot play: the fake engine and the reference driver offer the rest.
 UNPLAYABLE_NEEDS = frozenset({"live"})
+#: Explored schedules played besides the pinned ones: the one with no poll inside the story,
+#: and those ``random:8:0`` draws. The base ``expect`` must hold in every schedule, and a count
+#: that depends on where polls fall is the classic mistake.
+SAMPLE = 8
 
 
 def is_expectation(failure: Failure) -> bool:
@@ -47,8 +51,9 @@ def _where(sc: Scenario, sched: Schedule) -> tuple[int, str]:
 
 
 def rehearse(sc: Scenario) -> list[ScenarioError]:
-    """Every pinned schedule of ``sc`` against the reference driver on the fake engine: the
-    problems found, as errors of the file (none when every schedule passes)."""
+    """Every pinned schedule of ``sc``, and :data:`SAMPLE` explored ones, against the reference
+    driver on the fake engine: the problems found, as errors of the file (none when every
+    schedule passes). Explored schedules are played with the base ``expect``."""
     from ..adapters.reference import factory
     from ..engines.fake import FakeEngine
 
@@ -59,17 +64,23 @@ def rehearse(sc: Scenario) -> list[ScenarioError]:
                             dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
     cfg = RunConfig(driver=factory, engine=FakeEngine, state_root=Path(root))
     errors: list[ScenarioError] = []
+    schedules = pinned(sc)
+    if exploration_problem(sc) is None:
+        quiet = Schedule(tuple("" for _ in sc.story))  # no poll inside the story at all
+        schedules += [quiet] + [s for s in random_sample(sc, SAMPLE, 0) if s != quiet]
     try:
-        for sched in pinned(sc):
+        for sched in schedules:
             try:
                 play(sc, sched, cfg)
             except ConformanceFailure as exc:
                 line, field = _where(sc, sched)
                 for f in exc.failures:
                     if is_expectation(f):
+                        kind = "" if sched.name else " (explored: the base expect must hold in " \
+                                                     "every schedule)"
                         errors.append(ScenarioError(
-                            sc.path, line, field, f"under schedule {sched.label}, a driver that "
-                            f"follows the contract gives otherwise: {f.message}"))
+                            sc.path, line, field, f"under schedule {sched.label}{kind}, a driver "
+                            f"that follows the contract gives otherwise: {f.message}"))
                     else:
                         errors.append(ScenarioError(
                             sc.path, sc.line, "story", f"under schedule {sched.label} the "
