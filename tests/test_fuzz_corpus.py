@@ -16,7 +16,9 @@ issue lists). Each file is judged (:func:`judge`) in a worker process under a me
 * ``skipped``: lint accepts it but it needs what the fake engine lacks (``live``);
 * anything else is a defect: ``traceback`` (an exception that is not ours, a worker killed by the
   memory limit), ``hang`` (over the time limit), ``unclear`` (an error without file or line),
-  ``false-failure`` (a run of a file lint accepted fails against the reference driver).
+  ``story-missed`` (a story lint accepted that the engine refuses, or that fails a contract check
+  on the reference driver), ``false-failure`` (a run of a file lint accepted fails against the
+  reference driver).
 
 The test asserts no defect. ``python tests/test_fuzz_corpus.py [N]`` prints the figures
 (``docs/reliability.md``); ``SANDBOX_FUZZ_FILES=N`` makes the test try N generated files.
@@ -421,7 +423,7 @@ def judge(path: Path) -> dict:
     from pytest_sandbox_conformance.cli import lint_paths
     from pytest_sandbox_conformance.engines.fake import FakeEngine
     from pytest_sandbox_conformance.exploration.schedule import pinned
-    from pytest_sandbox_conformance.run.failure import ConformanceFailure
+    from pytest_sandbox_conformance.run.failure import ConformanceFailure, StoryError
     from pytest_sandbox_conformance.run.rehearsal import UNPLAYABLE_NEEDS
     from pytest_sandbox_conformance.run.runner import RunConfig, play
     from pytest_sandbox_conformance.scenario import ScenarioErrors, load_file
@@ -465,6 +467,8 @@ def judge(path: Path) -> dict:
                 except ConformanceFailure as exc:
                     return {"outcome": "false-failure", "detail": f"{sc.id}[{sched.label}]: "
                             + "; ".join(f"{f.check}: {f.message}" for f in exc.failures)[:600]}
+                except StoryError as exc:  # the engine refused a step lint accepted
+                    return {"outcome": "story-missed", "detail": str(exc)[:600]}
                 except Exception as exc:  # noqa: BLE001
                     return {"outcome": "traceback", "detail": f"{sc.id}[{sched.label}]: "
                             f"{type(exc).__name__}: {exc}"[:500]}
@@ -517,8 +521,7 @@ def _run_queue(files: list[Path], results: dict[Path, dict]) -> None:
         line = proc.stdout.readline() if ready else ""
         if not line:
             hung = not ready
-            proc.kill()
-            proc.wait()
+            _stop(proc)
             results[path] = {"outcome": "hang" if hung else "traceback",
                              "detail": f"no answer within {FILE_TIMEOUT} s" if hung
                              else f"the worker died (exit {proc.returncode}): memory limit?"}
@@ -527,8 +530,21 @@ def _run_queue(files: list[Path], results: dict[Path, dict]) -> None:
         result = json.loads(line)
         result["wall_s"] = time.perf_counter() - started
         results[path] = result
-    proc.stdin.close()
-    proc.wait()
+    _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a worker and close its pipes (closing stdin ends one that is waiting for a file)."""
+    for pipe in (proc.stdin, proc.stdout):
+        try:
+            pipe.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def evaluate(n: int = DEFAULT_FILES, seed: int = SEED) -> tuple[dict[str, dict], float]:

@@ -21,7 +21,7 @@ from ..exploration.schedule import Schedule, exploration_problem, pinned, random
 from ..scenario.errors import ScenarioError
 from ..scenario.model import Scenario
 from .checks import Failure
-from .failure import ConformanceFailure
+from .failure import ConformanceFailure, StoryError
 from .runner import RunConfig, play
 
 __all__ = ["is_expectation", "rehearse"]
@@ -87,6 +87,11 @@ def rehearse(sc: Scenario) -> list[ScenarioError]:
                             f"reference driver fails the contract's check {f.check} "
                             f"({f.message}): lint's reading of the story missed a problem; "
                             "please report it"))
+            except StoryError as exc:  # the engine refused a step the symbolic run accepted
+                errors.append(ScenarioError(
+                    sc.path, exc.step.line, f"story[{exc.step.index}]", f"under schedule "
+                    f"{sched.label} the engine refuses this step ({exc.message}): lint's "
+                    "reading of the story missed it; please report it"))
             except Exception as exc:  # a crash of the run on a story lint accepted
                 errors.append(ScenarioError(
                     sc.path, sc.line, "story", f"under schedule {sched.label} the run fails "
