@@ -82,7 +82,9 @@ def _cases(tmp: Path) -> list[tuple[tuple[str, ...], str]]:
         ((*GRPC, "--sandbox-driver-cmd=true {socket}", "--sandbox-step-timeout=inf"),
          "--sandbox-step-timeout=inf: give a number"),
         ((*GRPC, "--sandbox-driver-cmd=true {socket}", "--sandbox-driver-option=quiet=inf"),
-         "--sandbox-driver-option=quiet=inf: give a number"),
+         "--sandbox-driver-option=quiet=inf: give a number of seconds from 0 and at most"),
+        ((*GRPC, "--sandbox-driver-cmd=true {socket}", "--sandbox-driver-option=quiet=-1"),
+         "--sandbox-driver-option=quiet=-1: give a number of seconds from 0"),
         (("--sandbox-schedules=random:0",), "N must be 1 to"),
         (("--sandbox-schedules=random:99999999999999999999",), "N must be 1 to"),
         # Options that would be ignored beside others.
@@ -147,3 +149,12 @@ def test_a_unix_socket_is_accepted_as_a_running_driver(tmp_path: Path) -> None:
         s.bind(path)
         check_socket(path)
     assert os.path.exists(path)
+
+
+def test_a_margin_may_be_zero_a_limit_may_not() -> None:
+    from pytest_sandbox_conformance.plugin.option_checks import check_seconds
+
+    assert check_seconds("--sandbox-driver-option=quiet", "0", zero=True) == 0
+    assert check_seconds("--sandbox-poll-interval", "0.01") == 0.01
+    with pytest.raises(pytest.UsageError, match="above 0"):
+        check_seconds("--sandbox-poll-interval", "0")

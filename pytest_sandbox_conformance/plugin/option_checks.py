@@ -94,14 +94,20 @@ def check_url(value: str) -> None:
         raise _fail("--sandbox-engine-url", value, "no host in it")
 
 
-def check_seconds(flag: str, value: str) -> float:
+#: Driver options that may be 0 seconds (a margin, a quiet period); the others must be above 0.
+ZERO_ALLOWED = ("poll_margin", "quiet")
+
+
+def check_seconds(flag: str, value: str, zero: bool = False) -> float:
     try:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not (0 < seconds <= MAX_SECONDS):  # nan fails this too
-        raise _fail(flag, value, f"give a number of seconds above 0 and at most "
-                    f"{MAX_SECONDS:g} (a larger or non-finite one would switch the limit off)")
+    low_ok = seconds >= 0 if zero else seconds > 0
+    if not (low_ok and seconds <= MAX_SECONDS):  # nan fails this too
+        raise _fail(flag, value, f"give a number of seconds {'from 0' if zero else 'above 0'} "
+                    f"and at most {MAX_SECONDS:g} (a larger or non-finite one would switch the "
+                    "limit off)")
     return seconds
 
 

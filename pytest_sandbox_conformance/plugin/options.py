@@ -249,7 +249,7 @@ class Settings:
                 flag = next((f"--sandbox-{n.replace('_', '-')}" for n, k in
                              DRIVER_OPTION_FLAGS.items() if k == key and k in flag_options),
                             f"--sandbox-driver-option={key}")
-                checks.check_seconds(flag, options[key])
+                checks.check_seconds(flag, options[key], zero=key in checks.ZERO_ALLOWED)
         if "cmd" in options:
             checks.check_command(options["cmd"])
         if "socket" in flag_options:
