@@ -569,36 +569,67 @@ def test_failure_output_and_replay(pytester: pytest.Pytester, suite, broken_driv
 
 REFUSED_STEP = """
 id: refused-step
-title: A step on a container the story removed
+title: A step the engine refuses, which no reading of the file foresees
 requirements: [OWN-4]
 sandboxes:
   s1: {name: box}
 story:
   - create: s1
     as: A
-  - remove: A
-  - stop: A
+  - run: s1
+    as: R
+    name: box-elsewhere
 expect:
   sandboxes:
     s1: {instance: A, phase: Ready}
+"""
+
+# A driver that names its container its own way: the story's literal name is free by the file,
+# taken on the engine.
+OWN_NAMES_ADAPTER = """
+from pytest_sandbox_conformance.adapters.reference import ReferenceAdapter
+
+
+class OwnNames(ReferenceAdapter):
+    def create(self, spec):
+        snap = super().create(spec)
+        self.ctx.engine.rename(snap.instance_id, "box-elsewhere")
+        return snap
+
+
+def factory(ctx):
+    return OwnNames(ctx)
 """
 
 
 def test_a_refused_story_step_is_rendered_without_a_traceback(pytester: pytest.Pytester,
                                                                 suite) -> None:
     scenarios(pytester, refused=REFUSED_STEP)
-    result = suite("--sandbox-driver=reference")
+    pytester.makepyfile(own_names=OWN_NAMES_ADAPTER)
+    pytester.syspathinsert()
+    result = suite("--sandbox-driver=own_names:factory")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "error:        the story could not be played (an error, not a failure of the driver; "
         "no requirement judged)",
-        "step 3 (stop A, *refused.yaml:10) was refused by the engine (404):",
-        "  No such container: *",
-        "  A was removed by step 2 (remove A)",
+        "step 2 (run s1 as=R name=box-elsewhere, *refused.yaml:9) was refused by the engine "
+        "(409):",
+        "*is already in use*",
         "timeline:",
-        "    REFUSED by the engine (404): No such container: *",
+        "    REFUSED by the engine (409): *",
         "replay:",
     ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_story_lint_refuses_is_a_collection_error_naming_the_line(pytester: pytest.Pytester,
+                                                                   suite) -> None:
+    scenarios(pytester, removed=REFUSED_STEP.replace(
+        "  - run: s1\n    as: R\n    name: box-elsewhere\n", "  - remove: A\n  - stop: A\n"))
+    result = suite("--sandbox-driver=reference")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*removed.yaml:10: story?2?.stop: container A is gone (removed "
+                                 "at step 2): the engine cannot stop it*"])
     assert "Traceback" not in result.stdout.str()
 
 

@@ -41,7 +41,10 @@ expect:
 
 
 def scenario(steps: str, id_: str = "refused"):
-    [sc] = load_text(HANDOFF.format(id=id_, steps=steps), f"{id_}.yaml")
+    # Lint and collection refuse these stories before they run (the story's meaning,
+    # scenario/meaning.py); the runtime refusal is for what no reading of the file foresees (a
+    # real engine's, a driver's doing), so these tests load them without that stage.
+    [sc] = load_text(HANDOFF.format(id=id_, steps=steps), f"{id_}.yaml", story=False)
     return sc
 
 
