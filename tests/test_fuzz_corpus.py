@@ -175,6 +175,9 @@ HANDWRITTEN: list[tuple[str, str | bytes]] = [
                                     "delete: s1\nexpect_removed: true")),
     ("supervisor-before-create", _story("supervisor: s1", "create: s1\nas: A")),
     ("times-on-crash", _story("create: s1\nas: A", "journal_fault: crash\nat: rename\ntimes: 3")),
+    ("write-fail-and-crash", _story("create: s1\nas: A", "journal_fault: write-fail\ntimes: 2",
+                                    "journal_fault: crash\nat: fsync-dir",
+                                    "clone: A\nas: B\nname: box-b")),
     ("story-of-5000-steps", _story("create: s1\nas: A", *(["observe: newest"] * 5000))),
 ]
 

@@ -188,6 +188,9 @@ A = "  - create: s1\n    as: A\n"
      "story[0].sandbox: sandbox s1 has no journal to corrupt here (it is not created yet)"),
     (A + "  - journal_fault: crash\n    at: rename\n    times: 3\n", "expect: {}",
      "story[1].times: journal_fault: crash takes no 'times'"),
+    (A + "  - journal_fault: write-fail\n  - journal_fault: crash\n    at: fsync-dir\n",
+     "expect: {}", "story[2].journal_fault: journal_fault: crash while the write-fail of step 2 "
+                   "may still be armed"),
     (A + "  - remove: A\n", "expect:\n  containers: [A]",
      "expect.containers: the story leaves no bound container at the end"),
     ("  - create: s1\n", "expect:\n  containers: []",

@@ -240,6 +240,15 @@ class _Story:
             elif key is not None:
                 self._corrupt.add(key)
             return
+        other = "crash" if kind == "write-fail" else "write-fail"
+        earlier = next((a for a in self.armed if a.kind == f"journal_fault:{other}"), None)
+        if earlier is not None:
+            # Which one the next write meets is the adapter's choice (the reference adapter fails
+            # the write before it can crash); when each was consumed depends on the schedule.
+            self.err(path + ("journal_fault",), f"journal_fault: {kind} while the {other} of "
+                                                f"step {earlier.step + 1} may still be armed: "
+                                                "which one the driver's next write meets is "
+                                                "not defined; put them in two scenarios")
         self.armed.append(_Armed(f"journal_fault:{kind}", step.index,
                                  step.args.get("times", 1) if kind == "write-fail" else 1))
 
