@@ -60,7 +60,9 @@ def _cases(tmp: Path) -> list[tuple[tuple[str, ...], str]]:
         (("--sandbox-keep",), "--sandbox-keep applies to a real engine"),
         (("--sandbox-gpu=required",), "--sandbox-gpu applies to a real engine"),
         # Places the suite cannot write, read or use.
-        ((f"--sandbox-report={tmp}",), "is a folder; give the path of the JSON file"),
+        ((f"--sandbox-report={tmp}",), f"--sandbox-report={tmp}: is a folder ({tmp}); give the "
+                                       "path of the file to write"),
+        (("--sandbox-html=/proc/x.html",), "--sandbox-html=/proc/x.html: cannot write in /proc"),
         ((f"--sandbox-report={a_file}/r.json",), "is a file, not a folder"),
         (("--sandbox-report=/proc/r.json",), "cannot write in /proc"),
         ((f"--sandbox-state-dir={a_file}",), "is not a folder"),

@@ -219,18 +219,36 @@ def test_environment_errors_are_never_the_drivers_failure(run, pytester, factory
 
 REFUSED_STEP = """
 id: refused-step
-title: A step on a container the story removed
+title: A step the engine refuses, which no reading of the file foresees
 requirements: [OWN-4]
 sandboxes:
   s1: {name: box}
 story:
   - create: s1
     as: A
-  - remove: A
-  - stop: A
+  - run: s1
+    as: R
+    name: box-elsewhere
 expect:
   sandboxes:
     s1: {instance: A, phase: Ready}
+"""
+
+# A driver that names its container its own way: the story's literal name is free by the file
+# (lint accepts the story: it refuses the steps it can foresee), taken on the engine.
+OWN_NAMES_ADAPTER = """
+from pytest_sandbox_conformance.adapters.reference import ReferenceAdapter
+
+
+class OwnNames(ReferenceAdapter):
+    def create(self, spec):
+        snap = super().create(spec)
+        self.ctx.engine.rename(snap.instance_id, "box-elsewhere")
+        return snap
+
+
+def factory(ctx):
+    return OwnNames(ctx)
 """
 
 
@@ -238,14 +256,16 @@ expect:
 def test_a_story_the_engine_refuses_is_an_error_in_every_report(run, pytester, workers) -> None:
     pytest.importorskip("xdist")
     pytester.makefile(".yaml", **{"scen/refused": REFUSED_STEP})
-    result = run("--sandbox-driver=reference", "--sandbox-scenarios=scen", "--sandbox-no-builtin",
-                 "--sandbox-report=r.json", "--junitxml=j.xml", "-rf", "-p", "xdist", "-n",
-                 workers)
+    pytester.makepyfile(own_names=OWN_NAMES_ADAPTER)
+    pytester.syspathinsert()
+    result = run("--sandbox-driver=own_names:factory", "--sandbox-scenarios=scen",
+                 "--sandbox-no-builtin", "--sandbox-report=r.json", "--junitxml=j.xml", "-rf",
+                 "-p", "xdist", "-n", workers, "-o", f"pythonpath={TESTS} {pytester.path}")
     report = load(pytester)
     (entry,) = items(report).values()
     assert (entry["outcome"], entry["error_kind"]) == ("error", "story")
-    assert entry["error"].startswith("refused-step [every-step] step 3 (stop A) was refused by "
-                                     "the engine (404): ")
+    assert entry["error"].startswith("refused-step [every-step] step 2 (run s1 as=R "
+                                     "name=box-elsewhere) was refused by the engine (409): ")
     assert "'--sandbox-schedule=refused-step@every-step'" in entry["replay"]
     assert report["verdict"] == "incomplete" and "1 error" in report["verdict_reasons"]
     assert report["requirements"]["OWN-4"]["outcome"] == "not-run"

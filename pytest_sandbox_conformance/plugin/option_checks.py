@@ -158,7 +158,7 @@ def check_output_path(flag: str, value: str, base: Path) -> Path:
     if not path.is_absolute():
         path = base / path
     if path.is_dir():
-        raise _fail(flag, value, f"{path} is a folder; give the path of the file to write")
+        raise _fail(flag, value, f"is a folder ({path}); give the path of the file to write")
     if path.exists() and not os.access(path, os.W_OK):
         raise _fail(flag, value, f"{path} exists and cannot be written")
     parent = path.parent
