@@ -40,7 +40,7 @@ def test_the_cli_writes_it_executable(tmp_path, capsys):
                     reason="the stub is a Linux x86-64 executable")
 def test_it_runs_a_shell_until_it_is_sent_sigterm(tmp_path):
     stub = tmp_path / "openshell-sandbox"
-    stub.write_bytes(supervisor_stub(script="echo started; trap 'exit 0' TERM; "
+    stub.write_bytes(supervisor_stub(script="trap 'exit 0' TERM; echo started; "
                                             "while :; do sleep 3600 & wait $!; done",
                                      shell="/bin/sh"))
     stub.chmod(0o755)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 __all__ = ["STUB_SCRIPT", "supervisor_stub", "write_supervisor_stub"]
 
-#: What the stub's shell runs: announce itself, then wait for SIGTERM/SIGINT and exit 0.
-STUB_SCRIPT = ("echo 'sandbox-conformance supervisor stub: running'; "
-               "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done")
+#: What the stub's shell runs: set its traps, announce itself, then wait for SIGTERM/SIGINT
+#: and exit 0 (the traps first: a signal sent once it has announced itself is caught).
+STUB_SCRIPT = ("trap 'exit 0' TERM INT; echo 'sandbox-conformance supervisor stub: running'; "
+               "while :; do sleep 3600 & wait $!; done")
 
 _BASE = 0x400000          # where the one loadable segment is mapped
 _EHDR, _PHDR = 64, 56     # ELF64 header and program header sizes
