@@ -197,7 +197,7 @@ def test_gated_adapter_observes_exactly_once_per_scheduled_observation(play_grpc
     assert adapter.timing == "exact" and "list-order" in adapter.capabilities
     # Every observation the runner made released exactly one of the driver's polls.
     assert adapter.gate.observations == result.observations >= 3
-    assert adapter._proc is None, "close() stops the driver process"
+    assert not adapter.process.running(), "close() stops the driver process"
     timeline = result.timeline.render()
     assert "grpc CreateSandbox -> OK" in timeline
     assert "docker API: GET" in timeline and "released as observation 1" in timeline
@@ -461,7 +461,7 @@ cmd = {SERVED.replace("{poll}", "0.05")!r}
 ctx = DriverContext(DockerEngine({docker.base_url!r}), Path({str(tmp_path)!r}), "pdeath-test",
                     "sbx-busybox:local", {{"cmd": cmd, "poll_interval": "0.05"}})
 adapter = factory(ctx)
-print(adapter._proc.pid, flush=True)
+print(adapter.process.proc.pid, flush=True)
 time.sleep(120)
 """)
     suite = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
