@@ -89,6 +89,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.client
+import json
 import os
 import selectors
 import shutil
@@ -106,8 +107,8 @@ from .log import GateRecord, count
 from .policy import LIST_TIMEOUT, EventStream, Policy, Request
 from .upstream import Upstream
 from .wire import (MAX_HEAD, BadRequest, ChunkedDecoder, EventLine, await_read, chunk,
-                   client_gone, final_status, header, hijacked, json_answer, linger,
-                   parse_head, pump, reorder, send, shutdown, split_lines)
+                   client_gone, created_ns, final_status, header, hijacked, json_answer, linger,
+                   parse_head, pump, reorder, send, shutdown, split_lines, tied)
 
 __all__ = ["GateError", "GateRecord", "GateTimeout", "ObservationGate"]
 
@@ -533,7 +534,11 @@ class ObservationGate(Policy):
         ids: tuple[str, ...] = ()
         why = ""
         if status == 200:
-            body, ids, why = reorder(body, order)
+            finer, unknown = self._creation_times(req, tied(body) if order else [], timeout)
+            body, ids, why = reorder(body, order, finer)
+            if unknown and not why:
+                why = (f"{count(len(unknown), 'container')} created in the same second as "
+                       "another kept in the engine's order (inspect failed)")
         elif order is not None:
             why = f"not reordered: the engine answered {status}"
         lines = [f"HTTP/1.1 {status} {reason}"]
@@ -542,6 +547,32 @@ class ObservationGate(Policy):
                   "Connection: close"]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         return head + body, status, ids, why, None
+
+    def _creation_times(self, req: Request, ids: list[str], timeout: float
+                        ) -> tuple[dict[str, int], list[str]]:
+        """The engine's creation time (nanoseconds) of each of ``ids``, from an inspect each
+        (a list counts whole seconds); and the IDs it could not tell."""
+        prefix = req.head.path[: -len("/containers/json")]
+        finer: dict[str, int] = {}
+        unknown: list[str] = []
+        for cid in ids:
+            conn = self._upstream.http(timeout)
+            try:
+                conn.request("GET", f"{prefix}/containers/{cid}/json",
+                             headers={"Host": "docker", "Connection": "close"})
+                resp = conn.getresponse()
+                data = resp.read()
+                value = json.loads(data).get("Created") if resp.status == 200 else None
+            except (OSError, http.client.HTTPException, ValueError, AttributeError):
+                value = None
+            finally:
+                conn.close()
+            when = created_ns(value)
+            if when is None:
+                unknown.append(cid)
+            else:
+                finer[cid] = when
+        return finer, unknown
 
     # -- pass-through ------------------------------------------------------------------------
 

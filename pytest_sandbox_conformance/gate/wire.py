@@ -210,9 +210,46 @@ def hijacked(status: int, head: bytes) -> bool:
     return status == 101 or (status == 200 and _RAW_STREAM.search(head) is not None)
 
 
-def reorder(body: bytes, order: str | None) -> tuple[bytes, tuple[str, ...], str]:
+def tied(body: bytes) -> list[str]:
+    """The IDs of a list answer's containers whose ``Created`` (whole seconds) another shares:
+    their order needs the engine's finer creation time."""
+    try:
+        items = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return []
+    seconds: dict[object, int] = {}
+    for item in items:
+        seconds[item.get("Created")] = seconds.get(item.get("Created"), 0) + 1
+    return [str(i.get("Id", "")) for i in items if seconds[i.get("Created")] > 1]
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def created_ns(value: object) -> int | None:
+    """An inspect's ``Created`` (RFC 3339 with up to nanoseconds) as Unix nanoseconds, or None."""
+    import datetime as dt  # noqa: PLC0415
+
+    match = _RFC3339.match(str(value).strip())
+    if not match:
+        return None
+    whole, frac, zone = match.groups()
+    tz = dt.timezone.utc
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:])))
+    seconds = int(dt.datetime.fromisoformat(whole).replace(tzinfo=tz).timestamp())
+    return seconds * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
+
+
+def reorder(body: bytes, order: str | None, finer: dict[str, int] | None = None
+            ) -> tuple[bytes, tuple[str, ...], str]:
     """``(body, ids, why not reordered)`` of a list answer; the body is untouched unless it is a
-    JSON array of objects with a numeric ``Created`` and the order changes."""
+    JSON array of objects with a numeric ``Created`` and the order changes. ``finer`` orders
+    containers created in the same second (IDs to nanoseconds, :func:`tied`); without it such
+    ties keep the engine's order (newest first: as if the engine were Docker)."""
     try:
         items = json.loads(body)
     except ValueError:
@@ -225,7 +262,9 @@ def reorder(body: bytes, order: str | None) -> tuple[bytes, tuple[str, ...], str
     created = [i.get("Created") for i in items]
     if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in created):
         return body, ids, "not reordered: a container has no numeric Created"
-    newest = sorted(items, key=lambda i: i["Created"], reverse=True)  # stable: ties keep order
+    finer = finer or {}
+    newest = sorted(items, key=lambda i: (i["Created"], finer.get(str(i.get("Id", "")), 0)),
+                    reverse=True)  # stable: remaining ties keep the engine's order
     wanted = newest if order == "newest" else newest[::-1]
     new_ids = tuple(str(i.get("Id", "")) for i in wanted)
     if new_ids == ids and wanted == items:
