@@ -16,7 +16,7 @@ class GateRecord:
     engine event stream that the gate delivered to its client.
 
     ``seq`` is the request's arrival order (from 1), ``at`` the :func:`time.monotonic` time its head
-    arrived (for an event batch: when the batch was let go), ``path`` the target as forwarded
+    arrived (for an event stream's batches and its end: when they happened), ``path`` the target as forwarded
     (origin form: path and query). ``kind`` is ``"list"`` (a container-list request),
     ``"events"`` (an engine event stream: its opening, each batch of events, its end) or
     ``"other"``. ``disposition``: ``"released"`` (held, then released; for events: released by an

@@ -704,9 +704,9 @@ class Policy:
             self._cond.notify_all()
 
     def _finish(self, req: Request, disposition: str, status: int | None, note: str,
-                held_s: float, ids: tuple[str, ...] = ()) -> None:
-        record = self._log_record(req.seq, req.at, req.method, req.target, req.kind, disposition,
-                                  status, note, held_s, ids)
+                held_s: float, ids: tuple[str, ...] = (), at: float | None = None) -> None:
+        record = self._log_record(req.seq, req.at if at is None else at, req.method, req.target,
+                                  req.kind, disposition, status, note, held_s, ids)
         req.record = record
         req.done.set()
 

@@ -132,6 +132,13 @@ _DROP_FROM_LIST_ANSWER = frozenset({"content-length", "transfer-encoding", "conn
                                     "keep-alive"})
 
 
+def _selector() -> selectors.BaseSelector:
+    """A selector that needs no file descriptor of its own (``poll``, not ``epoll``): waits go
+    on working while the process is out of descriptors."""
+    return selectors.PollSelector() if hasattr(selectors, "PollSelector") \
+        else selectors.DefaultSelector()
+
+
 class ObservationGate(Policy):
     """A Docker Engine API proxy on a Unix socket that holds container-list requests and
     buffers engine events (the rules: :mod:`.policy`).
@@ -306,7 +313,7 @@ class ObservationGate(Policy):
     def _accept_loop(self) -> None:
         assert self._listener is not None and self._wake_r is not None
         backoff = 0.0
-        with selectors.DefaultSelector() as sel:
+        with _selector() as sel:
             sel.register(self._listener, selectors.EVENT_READ)
             sel.register(self._wake_r, selectors.EVENT_READ)
             while not self._closed:
@@ -443,7 +450,7 @@ class ObservationGate(Policy):
         """Wait until the request is released, the gate opens or closes, or the client leaves."""
         assert req.wake_r is not None
         gone = False
-        with selectors.DefaultSelector() as sel:
+        with _selector() as sel:
             sel.register(req.conn, selectors.EVENT_READ)
             sel.register(req.wake_r, selectors.EVENT_READ)
             while True:
@@ -723,7 +730,8 @@ class ObservationGate(Policy):
                "closed": "cut: the gate closed"}[ended]
         note = (f"event stream {how}; {count(stream.written, 'event')} delivered"
                 + (f", {left} never released" if left else ""))
-        self._finish(req, "abandoned" if ended == "client" else "passed", 200, note, 0.0)
+        self._finish(req, "abandoned" if ended == "client" else "passed", 200, note, 0.0,
+                     at=time.monotonic())
 
     def _read_events(self, stream: EventStream, upstream: socket.socket, first: bytes,
                      chunked: bool) -> None:
@@ -763,7 +771,7 @@ class ObservationGate(Policy):
         everything was written), ``"client"`` (it went away) or ``"closed"`` (the gate)."""
         req = stream.req
         assert req.wake_r is not None
-        with selectors.DefaultSelector() as sel:
+        with _selector() as sel:
             sel.register(req.conn, selectors.EVENT_READ)
             sel.register(req.wake_r, selectors.EVENT_READ)
             while True:
