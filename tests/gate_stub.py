@@ -65,6 +65,7 @@ class StubEngine:
         #: What the event streams send: a dict (one JSON line), bytes (sent as one chunk as
         #: they are) or None (the stream ends).
         self.events: queue.Queue = queue.Queue()
+        self.events_status = 200
 
     def ids(self, *short: str) -> list[str]:
         return [s * (64 // len(s)) for s in short]
@@ -118,7 +119,8 @@ class _StubHandler(BaseHTTPRequestHandler):
                             .encode())
             else:
                 self._reply(404, b'{"message": "no such container"}')
-        elif path in (EVENTS, LIBPOD_EVENTS) and "until=" not in self.path:
+        elif path in (EVENTS, LIBPOD_EVENTS) and not any(
+                bounded in self.path for bounded in ("until=", "stream=false", "stream=0")):
             self._events(libpod=path == LIBPOD_EVENTS)
         elif path == "/stream":
             self.send_response(200)
@@ -137,12 +139,15 @@ class _StubHandler(BaseHTTPRequestHandler):
         elif path == "/slow":
             time.sleep(SLOW)
             self._reply(200, b"{}")
-        elif path in ("/_ping", EVENTS):
+        elif path in ("/_ping", EVENTS, LIBPOD_EVENTS):  # a bounded event query: nothing
             self._reply(200, b"OK", "text/plain")
         else:
             self._reply(404, b'{"message": "page not found"}')
 
     def _events(self, libpod: bool) -> None:
+        if self.server.stub.events_status != 200:
+            self._reply(self.server.stub.events_status, b'{"message": "events are broken"}')
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
