@@ -196,13 +196,14 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
         return pb.DeleteSandboxResponse(deleted=removed)
 
     def WatchSandboxes(self, request, context) -> Iterator[pb.WatchSandboxesEvent]:
-        # The headers at once, as a tonic server sends them: a client waiting for the stream to
-        # open need not wait for a first message (there is none with nothing to report).
-        context.send_initial_metadata(())
         with self.lock:
             watcher = self.driver.watch()  # current snapshots first, then changes
             self.watchers.append(watcher)
+        # The headers now, as a tonic server sends them when its handler returns the stream: a
+        # client waiting for the stream to open need not wait for a first message (there is
+        # none with nothing to report).
         try:
+            context.send_initial_metadata(())
             while context.is_active() and not self.stopping.is_set():
                 with self.changed:
                     events = watcher.drain()

@@ -75,7 +75,8 @@ from .base import DriverAdapter, DriverContext, DriverProbe, DriverUnavailable
 from .grpc_process import DriverProcess
 from .grpc_watch import Watch, snapshot_from_pb
 
-__all__ = ["DriverProcessError", "GrpcAdapter", "factory", "probe", "snapshot_from_pb"]
+__all__ = ["DriverProcessError", "GrpcAdapter", "channel", "factory", "probe",
+           "snapshot_from_pb"]
 
 #: The variable that tells a driver started by the suite that its engine URL is the gate.
 GATE_VARIABLE = "SANDBOX_CONFORMANCE_GATE"
@@ -210,9 +211,7 @@ class GrpcAdapter(DriverAdapter):
                     raise DriverProcessError(f"cannot start the driver "
                                              f"({self.process.describe()}): {exc}") from None
             self._wait_for_socket(deadline)
-            self._channel = grpc.insecure_channel(
-                f"unix:{self.socket_path}",
-                options=[("grpc.default_authority", self.authority)])
+            self._channel = channel(self.socket_path, self.authority)
             try:
                 grpc.channel_ready_future(self._channel).result(
                     timeout=max(0.1, deadline - time.monotonic()))
@@ -570,6 +569,13 @@ class GrpcAdapter(DriverAdapter):
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def channel(socket_path: str, authority: str = DEFAULT_AUTHORITY) -> grpc.Channel:
+    """An insecure channel to a driver's Unix socket with ``authority`` as every call's HTTP/2
+    ``:authority`` (grpcio's own, derived from the path, is refused by tonic servers)."""
+    return grpc.insecure_channel(f"unix:{socket_path}",
+                                 options=[("grpc.default_authority", authority)])
 
 
 def _check_options(socket: str | None, cmd: str | None, gate: str) -> None:
