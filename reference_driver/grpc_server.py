@@ -18,7 +18,11 @@ or the ``SANDBOX_CONFORMANCE_GATE`` variable the suite sets), which holds each c
 request until a schedule releases it, a poll lists the engine *outside* that lock, so RPCs are
 served while the poll waits at the gate; the list is answered only when released, so it is never
 older than an RPC served meanwhile. Without a gate the lock covers the list too (a list fetched
-before a concurrent create would be older than it).
+before a concurrent create would be older than it). Behind the gate a poll whose list the gate
+let pass during the suite's start-up (its answer says ``X-Observation-Gate: start-up``) is not
+observed: the in-process reference driver observes only where the schedule says, and so does
+this one. ``WatchSandboxes`` sends its headers as soon as the stream's first snapshot is ready,
+as a tonic server does.
 
 ``--driver`` serves another driver class with the reference driver's constructor (the project's
 deliberately broken drivers, ``tests/broken_drivers.py``, to prove the suite fails them over gRPC).
