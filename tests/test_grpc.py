@@ -362,6 +362,17 @@ def test_a_driver_that_lists_at_start_and_to_open_its_stream_is_observed_exactly
     assert "passed (start-up)" in timeline and "released as observation 1" in timeline
 
 
+def test_a_driver_that_first_polls_well_after_its_start_is_observed_exactly(play_grpc):
+    # No list at start, none while its stream opens: its first poll, 0.6 s later, is held as the
+    # first observation (start-up ends without it; the suite waits for it).
+    from pytest_sandbox_conformance.run.runner import RunResult
+
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    result, adapter, _ = play_grpc(scenario, _pinned(scenario, "every-step"), poll="0.6")
+    assert isinstance(result, RunResult), result
+    assert adapter.gate.observations == result.observations
+
+
 def test_stopping_answers_the_held_poll_first(docker, tmp_path):
     # A driver that exits only once its poll's list came back: SIGTERM while the gate holds the
     # list would leave it to the SIGKILL ten seconds later.
