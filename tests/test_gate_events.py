@@ -153,6 +153,21 @@ def test_events_the_engine_sends_a_moment_later_belong_to_the_observation(stub, 
     client.close()
 
 
+def test_the_wait_for_late_events_grows_with_the_delays_seen(stub, gate):
+    # An engine under load sends events later: an observation waits 1.5 times the longest
+    # recent delay (engine time to arrival) when that is longer than the engine's usual wait.
+    engine, _ = stub
+    gate.set_holding(True)
+    client = opened(gate)
+    engine.send(event("die", engine_time=time.time() - 0.3))  # 0.3 s late
+    assert until(lambda: gate.buffered_events() == 1)
+    started = time.monotonic()
+    gate.observe(None, timeout=3)
+    assert time.monotonic() - started >= 0.45 > EVENT_SETTLE["docker"]
+    assert len(client.wait_lines(1)) == 1
+    client.close()
+
+
 def test_late_events_are_delivered_with_their_observation_or_marked(stub, gate):
     engine, _ = stub
     gate.event_settle = 0.0

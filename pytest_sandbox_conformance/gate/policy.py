@@ -16,9 +16,10 @@ Otherwise lists are forwarded at once and events delivered as they come; each re
 (note ``start-up``, ``during <label>`` or ``gate open``).
 
 **One observation** (:meth:`~Policy.observe`): first, when an event stream is held, the gate
-waits until the engine has sent nothing on it for :attr:`~Policy.event_settle` seconds, counted
-from the call (an engine may send an event a moment after the action that caused it: Podman's
-file event logger up to about a quarter of a second later, Docker at once); then it releases the
+waits the stream's settle time from the call (an engine may send an event a moment after the
+action that caused it: Podman's file event logger a quarter of a second later or more under
+load, Docker at once; :data:`EVENT_SETTLE`, longer when the stream's recent events came later,
+or :attr:`~Policy.event_settle` when set); then it releases the
 held list (if one is held) and every buffered event, as the same observation number; then it
 waits until the driver is *quiet*: its next list is held (when a list was released), every
 released event was written, nothing it sent is in flight, and (when events were released, or no
@@ -58,10 +59,14 @@ __all__ = ["EVENT_SETTLE", "LIST_TIMEOUT", "LOG_LIMIT", "EventStream", "Policy",
 LIST_TIMEOUT = 60.0
 #: How many completed records the gate keeps until :meth:`Policy.drain_log`.
 LOG_LIMIT = 10_000
-#: How long an observation waits for an engine's late events (silence on every held event
-#: stream, counted from the call), by engine: Podman's file event logger polls its file
-#: (``Libpod-Api-Version`` on the stream's answer), Docker sends events at once.
+#: How long an observation waits, from its call, for an engine's late events before it releases
+#: them, by engine: Podman's file event logger polls its file (``Libpod-Api-Version`` on the
+#: stream's answer), Docker sends events at once. The least wait: one and a half times the
+#: longest delay of the stream's last :data:`LAG_SAMPLES` events (engine time to arrival) is
+#: waited when longer, up to :data:`MAX_SETTLE`.
 EVENT_SETTLE = {"podman": 0.4, "docker": 0.05}
+LAG_SAMPLES = 32
+MAX_SETTLE = 2.0
 #: Engine clocks are compared with this one to tell an event that came late from one that
 #: happened after a release; this much difference is tolerated.
 CLOCK_SLACK = 0.005
@@ -140,11 +145,20 @@ class EventStream:
         self.delivered = 0
         self.written = 0
         self.last_bytes = time.monotonic()
+        #: How late the engine's last events arrived (seconds from their engine time).
+        self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self.upstream_done = False
         self.client_gone = False
 
     def pending(self) -> int:
         return len(self.events) - self.delivered
+
+    def settle(self, fixed: float | None) -> float:
+        """How long an observation waits for this stream's late events (module docstring)."""
+        if fixed is not None:
+            return fixed
+        base = EVENT_SETTLE.get(self.engine, EVENT_SETTLE["docker"])
+        return min(MAX_SETTLE, max([base] + [1.5 * lag for lag in self.lags]))
 
 
 class Policy:
@@ -174,8 +188,8 @@ class Policy:
         self._last_release: tuple[int, float] | None = None  # (observation, wall clock)
         self._quiet_for: tuple[int, float] | None = None
         self._closed = False
-        #: Seconds of silence an observation waits for on held event streams; None: by engine
-        #: (:data:`EVENT_SETTLE`).
+        #: Seconds an observation waits for late events on held event streams; None: by engine
+        #: and by the delays seen (:data:`EVENT_SETTLE`).
         self.event_settle: float | None = None
 
     # -- what the user sets ----------------------------------------------------------------
@@ -458,18 +472,14 @@ class Policy:
         return [s for s in self._streams if not s.client_gone]
 
     def _settle(self, streams: list[EventStream], called: float, deadline: float) -> None:
-        """Wait (under the lock) until every held stream was silent ``settle`` seconds since
-        ``called``: the engine's events of what just happened have then arrived."""
+        """Wait (under the lock) the streams' settle time from ``called``: the engine's events
+        of what happened before the observation have then arrived."""
+        until = called + max(s.settle(self.event_settle) for s in streams)
         while not self._closed:
             now = time.monotonic()
-            left = 0.0
-            for stream in streams:
-                settle = self.event_settle if self.event_settle is not None else \
-                    EVENT_SETTLE.get(stream.engine, EVENT_SETTLE["docker"])
-                left = max(left, max(called, stream.last_bytes) + settle - now)
-            if left <= 0 or now >= deadline:
+            if now >= until or now >= deadline:
                 return
-            self._cond.wait(min(left, deadline - now))
+            self._cond.wait(min(until, deadline) - now)
 
     def _release_events(self, number: int) -> GateRecord:
         """Let go of every buffered event as observation ``number`` (under the lock); a summary
@@ -642,6 +652,8 @@ class Policy:
             event = _Event(line, now)
             stream.events.append(event)
             stream.last_bytes = now
+            if line.engine_time is not None and 0 <= time.time() - line.engine_time < 10:
+                stream.lags.append(time.time() - line.engine_time)
             why = self._pass_note()
             quiet = self._quiet_for
             if why is not None:
