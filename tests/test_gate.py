@@ -36,7 +36,7 @@ from pytest_sandbox_conformance.gate import (
     ObservationGate,
 )
 
-from gate_stub import (FRAME, LABEL_QUERY, LIST, Background, StubEngine, UnixConnection,
+from gate_stub import (FRAME, LABEL_QUERY, LIST, Background, UnixConnection,
                        container, drain, gate, hold, ids_of, raw, raw_get, request, stub, until)
 
 __all__ = ["gate", "stub"]  # the fixtures, imported from gate_stub

@@ -402,6 +402,27 @@ def test_stopping_answers_the_held_poll_first(docker, tmp_path):
     assert took < 5, f"close() took {took:.1f}s"
 
 
+def test_close_stops_everything_even_when_a_part_fails(docker, tmp_path, monkeypatch):
+    from pytest_sandbox_conformance.adapters.base import DriverContext
+    from pytest_sandbox_conformance.adapters.grpc import factory
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
+
+    cmd = SERVED.replace("{poll}", "0.05")
+    ctx = DriverContext(DockerEngine(docker.base_url), tmp_path, f"close-{uuid.uuid4().hex[:8]}",
+                        "sbx-busybox:local", {"cmd": cmd, "poll_interval": "0.05"})
+    adapter = factory(ctx)
+    process, gate, folder = adapter.process.proc, adapter.gate, Path(adapter._tmp)
+
+    def broken() -> None:
+        raise RuntimeError("the watch stream would not close")
+
+    monkeypatch.setattr(adapter, "_disconnect", broken)
+    with pytest.raises(RuntimeError, match="would not close"):
+        adapter.close()
+    assert process.poll() is not None, "the driver still runs"
+    assert not gate.socket_path.exists() and not folder.exists()
+
+
 def test_a_delete_waits_for_deleted_with_the_lists_it_needs_passing(play_grpc):
     from pytest_sandbox_conformance.run.runner import RunResult
 

@@ -350,7 +350,7 @@ class GrpcAdapter(DriverAdapter):
             if exc.code() in answers:
                 raise
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                held = (f"; its poll was held at the observation gate meanwhile, so a driver "
+                held = ("; its poll was held at the observation gate meanwhile, so a driver "
                         "that holds a lock across its engine poll cannot serve RPCs behind the "
                         "gate (run it with --sandbox-gate=off)"
                         if self.gate is not None and self.gate.held_count() else "")

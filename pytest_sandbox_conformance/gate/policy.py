@@ -556,7 +556,7 @@ class Policy:
         lists_since = sum(1 for r in self._held if r.seq > after) + sum(
             1 for r in self._active if r.kind == "list" and r.seq > after)
         now = time.monotonic()
-        what = (f"another container list" if record.kind == "list"
+        what = ("another container list" if record.kind == "list"
                 else "quiet (nothing in flight, nothing new)")
         parts = [f"the driver did not come back for {what} within {timeout:g}s after "
                  f"{record.note} (request #{record.seq})"]

@@ -88,8 +88,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import http.client
-import json
 import os
 import selectors
 import shutil
@@ -103,14 +101,15 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .errors import GateError, GateTimeout
-from .log import GateRecord, count
-from .policy import LIST_TIMEOUT, EventStream, Policy, Request
+from .events import EventServing
+from .lists import GATE_HEADER, ListServing, _selector
+from .log import GateRecord
+from .policy import LIST_TIMEOUT, Request
 from .upstream import Upstream
-from .wire import (MAX_HEAD, BadRequest, ChunkedDecoder, EventLine, await_read, chunk,
-                   client_gone, created_ns, final_status, header, hijacked, json_answer, linger,
-                   parse_head, pump, reorder, send, shutdown, split_lines, tied)
+from .wire import (MAX_HEAD, BadRequest, await_read, final_status, hijacked, json_answer, linger,
+                   parse_head, pump, send, shutdown)
 
-__all__ = ["GateError", "GateRecord", "GateTimeout", "ObservationGate"]
+__all__ = ["GATE_HEADER", "GateError", "GateRecord", "GateTimeout", "ObservationGate"]
 
 #: How long a client may take to send its request head.
 HEAD_TIMEOUT = 30.0
@@ -124,22 +123,10 @@ LINGER = 1.0
 MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
 #: The accept loop's back-off when the process is out of file descriptors (first, last).
 ACCEPT_BACKOFF = (0.01, 0.5)
-#: The header the gate adds to every list answer it writes: why the list was let go
-#: (``observation 3, oldest first``, ``start-up``, ``during CreateSandbox``, ``gate open``).
-GATE_HEADER = "X-Observation-Gate"
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_DROP_FROM_LIST_ANSWER = frozenset({"content-length", "transfer-encoding", "connection",
-                                    "keep-alive"})
 
 
-def _selector() -> selectors.BaseSelector:
-    """A selector that needs no file descriptor of its own (``poll``, not ``epoll``): waits go
-    on working while the process is out of descriptors."""
-    return selectors.PollSelector() if hasattr(selectors, "PollSelector") \
-        else selectors.DefaultSelector()
-
-
-class ObservationGate(Policy):
+class ObservationGate(ListServing, EventServing):
     """A Docker Engine API proxy on a Unix socket that holds container-list requests and
     buffers engine events (the rules: :mod:`.policy`).
 
@@ -444,143 +431,6 @@ class ObservationGate(Policy):
     def _linger(self, sock: socket.socket) -> None:
         linger(sock, 0.1 if self._closed else LINGER)
 
-    # -- held lists --------------------------------------------------------------------------
-
-    def _hold(self, req: Request) -> None:
-        """Wait until the request is released, the gate opens or closes, or the client leaves."""
-        assert req.wake_r is not None
-        gone = False
-        with _selector() as sel:
-            sel.register(req.conn, selectors.EVENT_READ)
-            sel.register(req.wake_r, selectors.EVENT_READ)
-            while True:
-                with self._lock:
-                    if req.state != "held":
-                        break
-                ready = {key.fileobj for key, _ in sel.select()}
-                if req.conn in ready and client_gone(req.conn):
-                    with self._cond:
-                        if req.state == "held":
-                            req.state = "abandoned"
-                            self._held.remove(req)
-                            self._cond.notify_all()
-                    gone = True
-                    break
-                if req.wake_r in ready:
-                    with contextlib.suppress(OSError):
-                        req.wake_r.recv(64)
-        held_s = time.monotonic() - req.at
-        if req.state == "close":
-            self._refuse(req, held_s)
-            return
-        if req.state == "refuse":
-            self._refuse(req, held_s, req.note)
-            return
-        if gone or client_gone(req.conn):
-            self._finish(req, "abandoned", None,
-                         f"observation {req.observation} not delivered" if req.state == "release"
-                         else "", held_s)
-            return
-        if req.state == "open":
-            self._forward_list(req, None, "released", req.note or "gate opened", held_s,
-                               LIST_TIMEOUT)
-            return
-        note = f"observation {req.observation}"
-        if req.order is not None:
-            note += f", {req.order} first"
-        held_s = (req.released_at or time.monotonic()) - req.at
-        self._forward_list(req, req.order, "released", note, held_s, req.timeout)
-
-    def _forward_list(self, req: Request, order: str | None, disposition: str, note: str,
-                      held_s: float, timeout: float) -> None:
-        """Ask the engine for the list now, reorder it, write the whole answer."""
-        with self._cond:
-            req.forwarding = True
-            self._active.add(req)
-            self._cond.notify_all()
-        answer, status, ids, extra_note, error = self._ask_engine(req, order, timeout, note)
-        if error is not None:
-            sent = send(req.conn, answer)
-            self._finish(req, "error", 502 if sent else None, error, held_s)
-            return
-        with self._lock:
-            # Arrivals from now on came after the answer went out. Taken before sending: the
-            # driver's next poll may arrive before this thread runs again after the send.
-            seq_before_answer = self._seq
-        if not send(req.conn, answer):
-            self._finish(req, "abandoned", None, f"{note} not delivered", held_s)
-            return
-        shutdown(req.conn, socket.SHUT_WR)
-        with self._lock:
-            req.seq_at_done = seq_before_answer
-            if disposition == "released" and note.startswith("observation"):
-                self._observations = max(self._observations, req.observation)
-        self._finish(req, disposition, status,
-                     note + (f", {extra_note}" if extra_note else ""), held_s, ids)
-        self._forwarding_done(req)
-        self._linger(req.conn)
-
-    def _ask_engine(self, req: Request, order: str | None, timeout: float, note: str
-                    ) -> tuple[bytes, int | None, tuple[str, ...], str, str | None]:
-        """``(answer bytes, status, ids, note, error)`` of one buffered list request; the
-        answer carries :data:`GATE_HEADER` with ``note`` (why it was let go)."""
-        conn = self._upstream.http(timeout)
-        try:
-            conn.putrequest(req.method, req.target, skip_host=True, skip_accept_encoding=True)
-            for name, value in req.head.list_headers():
-                conn.putheader(name, value)
-            conn.endheaders()
-            resp = conn.getresponse()
-            body = resp.read()
-            status, reason, headers = resp.status, resp.reason, resp.getheaders()
-        except (OSError, http.client.HTTPException) as exc:
-            error = self._unreachable(exc)
-            return json_answer(502, "Bad Gateway", error), None, (), "", error
-        finally:
-            conn.close()
-        ids: tuple[str, ...] = ()
-        why = ""
-        if status == 200:
-            finer, unknown = self._creation_times(req, tied(body) if order else [], timeout)
-            body, ids, why = reorder(body, order, finer)
-            if unknown and not why:
-                why = (f"{count(len(unknown), 'container')} created in the same second as "
-                       "another kept in the engine's order (inspect failed)")
-        elif order is not None:
-            why = f"not reordered: the engine answered {status}"
-        lines = [f"HTTP/1.1 {status} {reason}"]
-        lines += [f"{n}: {v}" for n, v in headers if n.lower() not in _DROP_FROM_LIST_ANSWER]
-        lines += [f"{GATE_HEADER}: {note or 'gate open'}", f"Content-Length: {len(body)}",
-                  "Connection: close"]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head + body, status, ids, why, None
-
-    def _creation_times(self, req: Request, ids: list[str], timeout: float
-                        ) -> tuple[dict[str, int], list[str]]:
-        """The engine's creation time (nanoseconds) of each of ``ids``, from an inspect each
-        (a list counts whole seconds); and the IDs it could not tell."""
-        prefix = req.head.path[: -len("/containers/json")]
-        finer: dict[str, int] = {}
-        unknown: list[str] = []
-        for cid in ids:
-            conn = self._upstream.http(timeout)
-            try:
-                conn.request("GET", f"{prefix}/containers/{cid}/json",
-                             headers={"Host": "docker", "Connection": "close"})
-                resp = conn.getresponse()
-                data = resp.read()
-                value = json.loads(data).get("Created") if resp.status == 200 else None
-            except (OSError, http.client.HTTPException, ValueError, AttributeError):
-                value = None
-            finally:
-                conn.close()
-            when = created_ns(value)
-            if when is None:
-                unknown.append(cid)
-            else:
-                finer[cid] = when
-        return finer, unknown
-
     # -- pass-through ------------------------------------------------------------------------
 
     def _connect_upstream(self, req: Request) -> socket.socket | None:
@@ -668,131 +518,3 @@ class ObservationGate(Policy):
                     shutdown(upstream)
                     pump_thread.join(CLOSE_WAIT)
             upstream.close()
-
-    # -- event streams -----------------------------------------------------------------------
-
-    def _serve_events(self, req: Request) -> None:
-        """An engine event stream: the answer's head at once, the events as the policy lets
-        them go (see the module docstring)."""
-        upstream = self._connect_upstream(req)
-        if upstream is None:
-            return
-        try:
-            upstream.sendall(req.head.forwarded())
-        except OSError as exc:
-            self._bad_gateway(req, self._unreachable(exc))
-            upstream.close()
-            return
-        buf = b""
-        status = None
-        head = rest = b""
-        while status is None:
-            try:
-                data = upstream.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            buf += data
-            status, head, rest = final_status(buf)
-            if status is None and len(buf) > MAX_HEAD:
-                status = 0
-        if status != 200:  # an error, or not HTTP: an ordinary answer
-            if not buf:
-                self._bad_gateway(req, f"observation gate: the engine at {self.upstream} "
-                                       "closed the connection without answering")
-                upstream.close()
-                return
-            self._pass_through(req, upstream, buf)
-            return
-        chunked = "chunked" in (header(head, "Transfer-Encoding") or "").lower()
-        engine = "podman" if (header(head, "Libpod-Api-Version")
-                              or "libpod" in (header(head, "Server") or "").lower()) else "docker"
-        if not send(req.conn, head + b"\r\n\r\n"):
-            upstream.close()
-            self._finish(req, "abandoned", None, "the client went away before the stream "
-                                                 "opened", 0.0)
-            return
-        stream = self._stream_opened(req, engine)
-        self._log_record(req.seq, req.at, req.method, req.target, "events", "opened", 200,
-                         req.note or "")
-        reader = self._spawn(self._read_events, "sbx-gate-events", stream, upstream, rest,
-                             chunked)
-        ended = self._write_events(stream, chunked)
-        self._stream_closed(stream)
-        shutdown(upstream)
-        reader.join(CLOSE_WAIT)
-        upstream.close()
-        left = stream.pending()
-        if ended == "engine":
-            self._linger(req.conn)
-        how = {"engine": "ended by the engine", "client": "closed by the client",
-               "closed": "cut: the gate closed"}[ended]
-        note = (f"event stream {how}; {count(stream.written, 'event')} delivered"
-                + (f", {left} never released" if left else ""))
-        self._finish(req, "abandoned" if ended == "client" else "passed", 200, note, 0.0,
-                     at=time.monotonic())
-
-    def _read_events(self, stream: EventStream, upstream: socket.socket, first: bytes,
-                     chunked: bool) -> None:
-        """Engine to gate: split the body into event lines and hand each to the policy."""
-        decoder = ChunkedDecoder() if chunked else None
-        pending = b""
-        data = first
-        try:
-            while True:
-                if data:
-                    self._stream_bytes(stream)
-                    try:
-                        body = decoder.feed(data) if decoder is not None else data
-                    except ValueError:
-                        body, decoder = data, None  # not chunked after all: pass bytes on
-                    lines, pending = split_lines(pending + body)
-                    for line in lines:
-                        self._event_arrived(stream, EventLine.parse(line))
-                    if decoder is not None and decoder.done:
-                        break
-                try:
-                    data = upstream.recv(65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-        finally:
-            if pending:
-                self._event_arrived(stream, EventLine.parse(pending))
-            with self._cond:
-                stream.upstream_done = True
-                self._cond.notify_all()
-            stream.req.wake()
-
-    def _write_events(self, stream: EventStream, chunked: bool) -> str:
-        """Gate to client: write what the policy let go; ``"engine"`` (the stream ended and
-        everything was written), ``"client"`` (it went away) or ``"closed"`` (the gate)."""
-        req = stream.req
-        assert req.wake_r is not None
-        with _selector() as sel:
-            sel.register(req.conn, selectors.EVENT_READ)
-            sel.register(req.wake_r, selectors.EVENT_READ)
-            while True:
-                events = self._take_deliverable(stream)
-                if events:
-                    data = b"".join(chunk(e.line.raw) if chunked else e.line.raw for e in events)
-                    if not send(req.conn, data):
-                        return "client"
-                    self._written(stream, events)
-                    continue
-                with self._lock:
-                    if self._closed:
-                        return "closed"
-                    if stream.upstream_done and stream.written >= len(stream.events):
-                        if chunked:
-                            send(req.conn, b"0\r\n\r\n")
-                        shutdown(req.conn, socket.SHUT_WR)
-                        return "engine"
-                ready = {key.fileobj for key, _ in sel.select()}
-                if req.conn in ready and client_gone(req.conn):
-                    return "client"
-                if req.wake_r in ready:
-                    with contextlib.suppress(OSError):
-                        req.wake_r.recv(64)
