@@ -1,7 +1,8 @@
 """The observation gate: a Docker Engine API proxy that holds a driver's container-list requests
 and buffers its engine event streams until the schedule releases them. Standard library only.
 
-``proxy.py`` serves the connections (:class:`ObservationGate`), ``policy.py`` decides what is held
+``proxy.py`` serves the connections (:class:`ObservationGate`; ``lists.py`` and ``events.py``
+what it serves for container lists and engine event streams), ``policy.py`` decides what is held
 and when and makes the waits (observe, quiet, start-up), ``upstream.py`` reaches the engine (Unix,
 TCP, TLS), ``wire.py`` reads and writes HTTP/1.1, ``log.py`` keeps the records, ``errors.py`` the
 errors.

@@ -22,7 +22,9 @@ exact for any driver::
 
 What is held and when, observations, quiet and start-up are :mod:`.policy`'s (its docstring has
 the rules); engine URLs and TLS are :mod:`.upstream`'s; request heads and framing
-:mod:`.wire`'s. This module serves the connections. Standard library only (threads, sockets,
+:mod:`.wire`'s. This module serves the connections: life, accepting, each connection's head and
+its pass-through; what it serves for a list is :mod:`.lists`'s, for an event stream
+:mod:`.events`'s (both mixed into :class:`ObservationGate`). Standard library only (threads, sockets,
 :mod:`http.client`, :mod:`ssl`), so it runs wherever the suite does.
 
 **How requests travel.** One request per client connection (the gate answers every request with
