@@ -109,7 +109,7 @@ def test_quiet_waits_for_the_requests_the_driver_makes_after_its_events(stub, ga
     thread.start()
     engine.send(event("die"))
     assert until(lambda: gate.buffered_events() == 1)
-    gate.observe(None, timeout=3, quiet=0.05)
+    gate.observe(None, timeout=3, quiet=0.2)
     returned = time.monotonic()
     assert inspected and inspected[0] <= returned, "observe() returned before the inspect"
     thread.join(5)
@@ -121,18 +121,23 @@ def test_an_event_only_observation_times_out_saying_what_was_seen(stub, gate):
     gate.set_holding(True)
     client = opened(gate)
 
+    answers: list[int] = []
+
     def busy_driver() -> None:
         if client.wait_lines(1, timeout=5):
-            request(gate, "/hang", timeout=10)
+            answers.append(request(gate, "/hang", timeout=10)[0])
 
-    threading.Thread(target=busy_driver, daemon=True).start()
+    thread = threading.Thread(target=busy_driver, daemon=True)
+    thread.start()
     engine.send(event("die"))
     assert until(lambda: gate.buffered_events() == 1)
     with pytest.raises(GateTimeout) as exc:
-        gate.observe(None, timeout=0.5)
+        gate.observe(None, timeout=0.5, quiet=0.2)
     message = str(exc.value)
     assert "did not come back for quiet" in message and "GET /hang" in message
     engine.proceed.set()
+    thread.join(10)
+    assert answers == [200]
     client.close()
 
 

@@ -23,7 +23,8 @@ or :attr:`~Policy.event_settle` when set); then it releases the
 held list (if one is held) and every buffered event, as the same observation number; then it
 waits until the driver is *quiet*: its next list is held (when a list was released), every
 released event was written, nothing it sent is in flight, and (when events were released, or no
-list was) no request arrived for ``quiet`` seconds. An event that arrives during that wait and
+list was) no request arrived for ``quiet`` seconds (at least :data:`EVENT_QUIET`). An event that
+arrives during that wait and
 that the engine timestamped at or before the release belongs to this observation and is
 delivered at once (``observation N, late``); one that arrives after the wait is buffered for the
 next observation and marked ``late for observation N``.
@@ -67,6 +68,9 @@ LOG_LIMIT = 10_000
 EVENT_SETTLE = {"podman": 0.4, "docker": 0.05}
 LAG_SAMPLES = 32
 MAX_SETTLE = 2.0
+#: The least quiet time after an observation that released events (or no list): the driver
+#: must have made no request for this long, since there is no next poll to wait for.
+EVENT_QUIET = 0.1
 #: Engine clocks are compared with this one to tell an event that came late from one that
 #: happened after a release; this much difference is tolerated.
 CLOCK_SLACK = 0.005
@@ -455,9 +459,11 @@ class Policy:
                 self._last_release = (number, released_wall)
                 events_record = self._release_events(number)
                 self._quiet_for = (number, released_wall) if streams else None
+                by_time = bool(streams) or record is None
                 try:
-                    quiet_ok = self._wait_quiet(record is not None, after, bool(streams) or
-                                                record is None, quiet, deadline)
+                    quiet_ok = self._wait_quiet(record is not None, after, by_time,
+                                                max(quiet, EVENT_QUIET) if by_time else quiet,
+                                                deadline)
                 finally:
                     self._quiet_for = None
                 if not quiet_ok:
