@@ -3,7 +3,8 @@ and buffers its engine event streams until the schedule releases them. Standard 
 
 ``proxy.py`` serves the connections (:class:`ObservationGate`; ``lists.py`` and ``events.py``
 what it serves for container lists and engine event streams), ``policy.py`` decides what is held
-and when and makes the waits (observe, quiet, start-up), ``upstream.py`` reaches the engine (Unix,
+and when and makes the waits (observe, quiet, start-up; ``buffers.py`` its part for the events of
+engine event streams), ``upstream.py`` reaches the engine (Unix,
 TCP, TLS), ``wire.py`` reads and writes HTTP/1.1, ``log.py`` keeps the records, ``errors.py`` the
 errors.
 """

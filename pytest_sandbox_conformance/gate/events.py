@@ -13,7 +13,8 @@ import time
 
 from .lists import _selector
 from .log import count
-from .policy import EventStream, Policy, Request
+from .buffers import EventStream
+from .policy import Policy, Request
 from .wire import (MAX_HEAD, ChunkedDecoder, EventLine, chunk, client_gone, final_status, header,
                    send, shutdown, split_lines)
 
