@@ -109,6 +109,8 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
         #: Notified whenever events may be waiting, and whenever a stream drained its watcher.
         self.changed = threading.Condition(self.lock)
         self.watchers: list = []
+        #: Events streams have taken from their watchers but gRPC has not sent yet.
+        self.unsent = 0
         #: Per thread: the gate's word on the last container list (``X-Observation-Gate``).
         self.gate_said = threading.local()
 
@@ -215,8 +217,21 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
                         self.changed.notify_all()  # a poll may be waiting for this flush
                         self.changed.wait(STREAM_TICK)
                         continue
-                for event in events:
-                    yield event_to_pb(event)
+                    self.unsent += len(events)
+                left = len(events)
+                try:
+                    for event in events:
+                        yield event_to_pb(event)
+                        # Resumed: gRPC has sent the message (it asks for the next one then).
+                        left -= 1
+                        with self.changed:
+                            self.unsent -= 1
+                            self.changed.notify_all()
+                finally:
+                    if left:
+                        with self.changed:
+                            self.unsent -= left
+                            self.changed.notify_all()
         finally:
             with self.changed:
                 self.watchers.remove(watcher)
@@ -226,7 +241,7 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
     # -- the driver's own clock ----------------------------------------------------------------
 
     def poll_once(self) -> bool:
-        """One poll; then wait (bounded) until every open stream has taken its events.
+        """One poll; then wait (bounded) until every open stream has sent its events.
 
         Behind the gate, a list the gate let pass during the suite's start-up (its
         ``X-Observation-Gate: start-up`` answer) is not observed: the in-process reference
@@ -244,7 +259,8 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
         deadline = time.monotonic() + FLUSH_TIMEOUT
         with self.changed:
             self.changed.notify_all()
-            while any(w.pending() for w in self.watchers) and not self.stopping.is_set():
+            while ((any(w.pending() for w in self.watchers) or self.unsent)
+                   and not self.stopping.is_set()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

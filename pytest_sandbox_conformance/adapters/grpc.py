@@ -381,8 +381,10 @@ class GrpcAdapter(DriverAdapter):
             self._notes.append((at, line))
 
     def _wait_quiet(self) -> None:
-        """Until the watch stream has said nothing for ``quiet`` seconds (bounded)."""
-        if not self.watch.wait_quiet(self.quiet, self.step_timeout) and not self.watch.error:
+        """Until the watch stream has said nothing for ``quiet`` seconds from now (bounded):
+        what the driver reported just before may still be on its way."""
+        if not self.watch.wait_quiet(self.quiet, self.step_timeout, since=time.monotonic()) \
+                and not self.watch.error:
             self._note(f"the watch stream did not fall quiet for {self.quiet}s within "
                        f"{self.step_timeout:.1f}s: the driver kept reporting")
 

@@ -183,13 +183,15 @@ class Watch:
                     return predicate()
         return True
 
-    def wait_quiet(self, quiet: float, timeout: float) -> bool:
-        """Until the stream has said nothing for ``quiet`` seconds; False after ``timeout``."""
+    def wait_quiet(self, quiet: float, timeout: float, since: float = 0.0) -> bool:
+        """Until the stream has said nothing for ``quiet`` seconds (counted from ``since`` at
+        the earliest: messages the driver sent just before may still be on their way); False
+        after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
                 now = time.monotonic()
-                left = max(self.last_message, self.opened_at) + quiet - now
+                left = max(self.last_message, self.opened_at, since) + quiet - now
                 if left <= 0:
                     return True
                 if now >= deadline or self.error:
