@@ -18,7 +18,11 @@ or the ``SANDBOX_CONFORMANCE_GATE`` variable the suite sets), which holds each c
 request until a schedule releases it, a poll lists the engine *outside* that lock, so RPCs are
 served while the poll waits at the gate; the list is answered only when released, so it is never
 older than an RPC served meanwhile. Without a gate the lock covers the list too (a list fetched
-before a concurrent create would be older than it).
+before a concurrent create would be older than it). Behind the gate a poll whose list the gate
+let pass during the suite's start-up (its answer says ``X-Observation-Gate: start-up``) is not
+observed: the in-process reference driver observes only where the schedule says, and so does
+this one. ``WatchSandboxes`` sends its headers as soon as the stream's first snapshot is ready,
+as a tonic server does.
 
 ``--driver`` serves another driver class with the reference driver's constructor (the project's
 deliberately broken drivers, ``tests/broken_drivers.py``, to prove the suite fails them over gRPC).
@@ -55,10 +59,15 @@ __all__ = ["ComputeDriverServicer", "main", "serve", "snapshot_to_pb", "event_to
 MAX_BACKOFF = 30.0
 #: How often an open watch stream looks for new events when nothing wakes it.
 STREAM_TICK = 0.25
+#: Behind the gate, the least time to the next poll after one the gate let pass in the suite's
+#: start-up (not observed: there is no point in polling fast then).
+STARTUP_POLL = 0.1
 #: How long a poll waits for open streams to take its events before the next poll.
 FLUSH_TIMEOUT = 1.0
 #: Set (to the gate's URL) by the suite when the engine URL is its observation gate.
 GATE_VARIABLE = "SANDBOX_CONFORMANCE_GATE"
+#: The header of the gate's list answers: why the list was let go (``start-up``, ...).
+GATE_HEADER = "X-Observation-Gate"
 
 
 def snapshot_to_pb(snap: Snapshot) -> pb.DriverSandbox:
@@ -100,6 +109,15 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
         #: Notified whenever events may be waiting, and whenever a stream drained its watcher.
         self.changed = threading.Condition(self.lock)
         self.watchers: list = []
+        #: Events streams have taken from their watchers but gRPC has not sent yet.
+        self.unsent = 0
+        #: Per thread: the gate's word on the last container list (``X-Observation-Gate``).
+        self.gate_said = threading.local()
+
+    def heard_from_gate(self, response, *args, **kwargs) -> None:
+        """A response hook of the engine's HTTP client: remember the gate's header of a list."""
+        if response.request.path_url.partition("?")[0].endswith("/containers/json"):
+            self.gate_said.value = response.headers.get(GATE_HEADER)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -187,7 +205,11 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
         with self.lock:
             watcher = self.driver.watch()  # current snapshots first, then changes
             self.watchers.append(watcher)
+        # The headers now, as a tonic server sends them when its handler returns the stream: a
+        # client waiting for the stream to open need not wait for a first message (there is
+        # none with nothing to report).
         try:
+            context.send_initial_metadata(())
             while context.is_active() and not self.stopping.is_set():
                 with self.changed:
                     events = watcher.drain()
@@ -195,8 +217,21 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
                         self.changed.notify_all()  # a poll may be waiting for this flush
                         self.changed.wait(STREAM_TICK)
                         continue
-                for event in events:
-                    yield event_to_pb(event)
+                    self.unsent += len(events)
+                left = len(events)
+                try:
+                    for event in events:
+                        yield event_to_pb(event)
+                        # Resumed: gRPC has sent the message (it asks for the next one then).
+                        left -= 1
+                        with self.changed:
+                            self.unsent -= 1
+                            self.changed.notify_all()
+                finally:
+                    if left:
+                        with self.changed:
+                            self.unsent -= left
+                            self.changed.notify_all()
         finally:
             with self.changed:
                 self.watchers.remove(watcher)
@@ -205,10 +240,17 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
 
     # -- the driver's own clock ----------------------------------------------------------------
 
-    def poll_once(self) -> None:
-        """One poll; then wait (bounded) until every open stream has taken its events."""
+    def poll_once(self) -> bool:
+        """One poll; then wait (bounded) until every open stream has sent its events.
+
+        Behind the gate, a list the gate let pass during the suite's start-up (its
+        ``X-Observation-Gate: start-up`` answer) is not observed: the in-process reference
+        driver observes only where the schedule says, and so does this one. False then (the
+        poll did not observe)."""
         if self.behind_gate:
             listed = self.driver.list_namespace()  # waits at the gate, without the lock
+            if getattr(self.gate_said, "value", None) == "start-up":
+                return False
             with self.lock:
                 self.driver.observe(listed)
         else:
@@ -217,18 +259,19 @@ class ComputeDriverServicer(pb_grpc.ComputeDriverServicer):
         deadline = time.monotonic() + FLUSH_TIMEOUT
         with self.changed:
             self.changed.notify_all()
-            while any(w.pending() for w in self.watchers) and not self.stopping.is_set():
+            while ((any(w.pending() for w in self.watchers) or self.unsent)
+                   and not self.stopping.is_set()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self.changed.wait(left)
+        return True
 
     def poll_forever(self, interval: float) -> None:
         delay = interval
         while not self.stopping.wait(delay):
             try:
-                self.poll_once()
-                delay = interval
+                delay = interval if self.poll_once() else max(interval, STARTUP_POLL)
             except Exception as exc:  # an engine error must not kill the clock
                 delay = min(max(delay * 2, interval), MAX_BACKOFF)
                 print(f"poll failed ({exc}); next poll in {delay:.1f}s", file=sys.stderr,
@@ -277,6 +320,9 @@ def serve(socket_path: str | Path, state_dir: str | Path, namespace: str, *,
     driver = driver_class(engine, state_dir, namespace=namespace, **kwargs)
     servicer = ComputeDriverServicer(driver, stopping, behind_gate=behind_gate,
                                      require_token=require_token)
+    if behind_gate:
+        # The Docker SDK's client is a requests session: read the gate's header of each list.
+        engine._api.hooks["response"].append(servicer.heard_from_gate)  # noqa: SLF001
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     pb_grpc.add_ComputeDriverServicer_to_server(servicer, server)
     _prepare_socket(socket_path)

@@ -1,11 +1,10 @@
 """The observation gate (``pytest_sandbox_conformance/gate/proxy.py``).
 
-The first part runs the gate in front of a stub engine: a small threaded HTTP server on a Unix
-socket in ``tmp_path`` that serves ``/v1.41/containers/json`` from a list the test controls, a
-chunked stream, an endless ``/events`` stream, an echo for request bodies and a request that
-hangs until the test lets it go. Those tests need no Docker and are deterministic: they wait on
-the gate's own signals (``wait_held``, ``held_count``), never on fixed sleeps, except where a
-test shows that something does *not* happen.
+The first part runs the gate in front of a stub engine (``tests/gate_stub.py``: a small threaded
+HTTP server on a Unix socket in ``tmp_path``). Those tests need no Docker and are deterministic:
+they wait on the gate's own signals (``wait_held``, ``held_count``), never on fixed sleeps, except
+where a test shows that something does *not* happen. Engine event streams are
+``tests/test_gate_events.py``'s, TLS engines ``tests/test_gate_tls.py``'s.
 
 The second part (marked ``live``) goes through the gate to the local Docker engine with the
 Docker SDK; it skips without a reachable engine or the suite's image (and fails instead under
@@ -17,14 +16,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import queue
 import socket
-import socketserver
 import stat
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 
@@ -35,243 +36,11 @@ from pytest_sandbox_conformance.gate import (
     ObservationGate,
 )
 
-LIST = "/v1.41/containers/json"
-#: One frame of Docker's multiplexed stream: stdout, 6 bytes.
-FRAME = b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n"
-LABEL_QUERY = LIST + '?all=1&filters={"label":["app.test/run=r1"]}'
+from gate_stub import (FRAME, LABEL_QUERY, LIST, Background, UnixConnection,
+                       container, drain, gate, hold, ids_of, raw, raw_get, request, stub, until)
 
-
-# -- the stub engine ------------------------------------------------------------------------------
-
-
-def _container(cid: str, created: int) -> dict:
-    return {"Id": cid * (64 // len(cid)), "Names": [f"/{cid}"], "Created": created,
-            "State": "running"}
-
-
-class StubEngine:
-    """What the stub answers (the test changes it at will) and what it was asked."""
-
-    def __init__(self) -> None:
-        self.containers: list[dict] = [_container("aa", 10), _container("bb", 20)]
-        self.list_status = 200
-        self.list_body: bytes | None = None  # raw answer instead of the JSON of ``containers``
-        self.requests: list[tuple[str, str, dict[str, str]]] = []  # method, target, headers
-        self.proceed = threading.Event()  # lets /stream and /hang go on
-        self.lock = threading.Lock()
-
-    def ids(self, *short: str) -> list[str]:
-        return [s * (64 // len(s)) for s in short]
-
-
-class _StubHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: "_StubServer"
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
-        pass
-
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Api-Version", "1.41")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _seen(self) -> None:
-        with self.server.stub.lock:
-            self.server.stub.requests.append((self.command, self.path, dict(self.headers)))
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self._seen()
-        stub = self.server.stub
-        path = self.path.partition("?")[0]
-        if path == LIST:
-            with stub.lock:
-                body = stub.list_body if stub.list_body is not None else json.dumps(
-                    stub.containers).encode()
-                status = stub.list_status
-            self._reply(status, body)
-        elif path in ("/stream", "/v1.41/events"):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self.wfile.write(b"6\r\nfirst\n\r\n")
-            stub.proceed.wait(10)
-            try:
-                self.wfile.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
-            except OSError:  # the test cut the stream
-                self.close_connection = True
-        elif path == "/hang":
-            stub.proceed.wait(10)
-            self._reply(200, b"{}")
-        elif path == "/_ping":
-            self._reply(200, b"OK", "text/plain")
-        else:
-            self._reply(404, b'{"message": "page not found"}')
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._seen()
-        if self.path.endswith("/start") and self.headers.get("Upgrade") == "tcp":
-            # Docker's hijack: the 101 head and the stream's first frame in one write.
-            self.wfile.write(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                             b"Content-Type: application/vnd.docker.raw-stream\r\n\r\n"
-                             + FRAME)
-            self.close_connection = True
-            return
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = b""
-            while True:
-                size = int(self.rfile.readline().strip(), 16)
-                chunk = self.rfile.read(size + 2)[:size]
-                if not size:
-                    break
-                body += chunk
-        else:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._reply(201, body, "application/octet-stream")
-
-
-class _StubServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, path: str, stub: StubEngine) -> None:
-        self.stub = stub
-        super().__init__(path, _StubHandler)
-
-
-@pytest.fixture
-def stub(tmp_path):
-    """A stub engine serving on ``tmp_path/engine.sock``; yields ``(StubEngine, its URL)``."""
-    path = tmp_path / "engine.sock"
-    engine = StubEngine()
-    server = _StubServer(str(path), engine)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield engine, f"unix://{path}"
-    engine.proceed.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-@pytest.fixture
-def gate(stub):
-    """A started gate in front of the stub (open, as a new gate is)."""
-    with ObservationGate(stub[1]) as g:
-        yield g
-
-
-# -- clients --------------------------------------------------------------------------------------
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 5.0) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def request(gate: ObservationGate, target: str = LIST, method: str = "GET",
-            body: object = None, headers: dict[str, str] | None = None, timeout: float = 5.0
-            ) -> tuple[int, dict[str, str], bytes]:
-    """One request through the gate: ``(status, headers, body)``."""
-    conn = _UnixConnection(str(gate.socket_path), timeout)
-    try:
-        headers = headers or {}
-        conn.request(method, target, body=body, headers=headers,
-                     encode_chunked=headers.get("Transfer-Encoding") == "chunked")
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
-
-
-def raw(gate: ObservationGate, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send raw bytes, read everything until the gate closes."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(gate.socket_path))
-        sock.sendall(data)
-        out = b""
-        while chunk := sock.recv(65536):
-            out += chunk
-        return out
-
-
-class Background:
-    """A request made in a thread; ``result()`` waits for ``(status, headers, body)``."""
-
-    def __init__(self, gate: ObservationGate, target: str = LIST, **kwargs: object) -> None:
-        self._out: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._run, args=(gate, target), kwargs=kwargs,
-                                       daemon=True)
-        self.thread.start()
-
-    def _run(self, gate: ObservationGate, target: str, **kwargs: object) -> None:
-        try:
-            self._out.put(request(gate, target, **kwargs))
-        except Exception as exc:  # noqa: BLE001 - handed to the test
-            self._out.put(exc)
-
-    def result(self, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-        got = self._out.get(timeout=timeout)
-        if isinstance(got, Exception):
-            raise got
-        self.thread.join(timeout)
-        return got
-
-    @property
-    def waiting(self) -> bool:
-        return self.thread.is_alive()
-
-
-def until(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-def drain(gate: ObservationGate, n: int, timeout: float = 3.0) -> list[GateRecord]:
-    """The gate's log once it holds ``n`` records: a record is added just after its answer is
-    written, so a client can have the answer a moment before the log shows it."""
-    records: list[GateRecord] = []
-
-    def enough() -> bool:
-        records.extend(gate.drain_log())
-        return len(records) >= n
-
-    assert until(enough, timeout), [r.describe() for r in records]
-    assert len(records) == n, [r.describe() for r in records]
-    return sorted(records, key=lambda r: r.seq)
-
-
-def ids_of(body: bytes) -> list[str]:
-    return [c["Id"] for c in json.loads(body)]
-
-
-def hold(gate: ObservationGate, target: str = LIST) -> Background:
-    """A list request in the background, held at the gate before this returns."""
-    before = gate.held_count()
-    client = Background(gate, target)
-    assert until(lambda: gate.held_count() > before), "the list request was not held"
-    return client
+__all__ = ["gate", "stub"]  # the fixtures, imported from gate_stub
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- forwarding and holding -----------------------------------------------------------------------
@@ -296,7 +65,7 @@ def test_a_held_list_waits_and_answers_with_the_engine_at_release_time(stub, gat
     assert gate.wait_held(1)
     time.sleep(0.15)
     assert client.waiting and not engine.requests, "held: not even sent to the engine"
-    engine.containers = [_container("cc", 30)]  # the engine changes while the request is held
+    engine.containers = [container("cc", 30)]  # the engine changes while the request is held
     record = gate.release()
     status, headers, body = client.result()
     assert status == 200 and ids_of(body) == engine.ids("cc")
@@ -311,7 +80,7 @@ def test_a_held_list_waits_and_answers_with_the_engine_at_release_time(stub, gat
 def test_newest_and_oldest_reorder_by_created_with_ties_kept(stub, gate):
     engine, _ = stub
     # Upstream order (the engine's), with ties on Created: b/d at 7, a/c at 5.
-    engine.containers = [_container(c, t) for c, t in
+    engine.containers = [container(c, t) for c, t in
                          [("a", 5), ("b", 7), ("c", 5), ("d", 7), ("e", 1)]]
     gate.set_holding(True)
     answers = {}
@@ -324,8 +93,30 @@ def test_newest_and_oldest_reorder_by_created_with_ties_kept(stub, gate):
     assert answers["oldest"] == answers["newest"][::-1]  # exactly the reverse
     assert answers[None] == engine.ids("a", "b", "c", "d", "e")  # untouched
     notes = [r.note for r in drain(gate, 3)]
-    assert notes == ["observation 1, newest first", "observation 2, oldest first",
+    tie = ", 4 containers created in the same second as another kept in the engine's order " \
+          "(inspect failed)"  # the stub has no inspect for these
+    assert notes == ["observation 1, newest first" + tie, "observation 2, oldest first" + tie,
                      "observation 3"]
+
+
+def test_containers_created_in_the_same_second_are_ordered_by_their_inspect(stub, gate):
+    # A list's Created counts whole seconds; Podman lists oldest first: a tie must not be taken
+    # for the engine's newest-first order.
+    engine, _ = stub
+    engine.containers = [container("a", 7, 7_000_000_100), container("b", 7, 7_000_000_900),
+                         container("c", 5, 5_000_000_000)]
+    gate.set_holding(True)
+    answers = {}
+    for order in ("newest", "oldest"):
+        client = hold(gate)
+        record = gate.release(order)
+        answers[order] = ids_of(client.result()[2])
+        assert record.ids == tuple(answers[order]) and "kept" not in record.note
+    assert answers["newest"] == engine.ids("b", "a", "c")
+    assert answers["oldest"] == engine.ids("c", "a", "b")
+    inspected = {t for m, t, _ in engine.requests if t.endswith("/json") and "/containers/" in t
+                 and not t.startswith(LIST)}
+    assert inspected == {f"/v1.41/containers/{i}/json" for i in engine.ids("a", "b")}
 
 
 def test_an_answer_in_the_wanted_order_is_passed_byte_for_byte(stub, gate):
@@ -403,7 +194,7 @@ def test_other_requests_pass_while_holding_and_are_labelled_during_a_block(stub,
 
 def test_opening_the_gate_releases_held_requests_in_order_without_reordering(stub, gate):
     engine, _ = stub
-    engine.containers = [_container("aa", 10), _container("bb", 20)]  # not newest first
+    engine.containers = [container("aa", 10), container("bb", 20)]  # not newest first
     gate.set_holding(True)
     clients = [hold(gate, f"{LIST}?n={n}") for n in range(2)]
     gate.set_holding(False)
@@ -413,14 +204,6 @@ def test_opening_the_gate_releases_held_requests_in_order_without_reordering(stu
     assert [(r.disposition, r.note) for r in records] == [("released", "gate opened")] * 2
     assert gate.observations == 0 and not gate.holding
     assert request(gate)[0] == 200  # open: at once
-
-
-def raw_get(gate, target: str) -> socket.socket:
-    """A client that sent ``GET target`` on its own socket and reads nothing (yet)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(str(gate.socket_path))
-    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
-    return sock
 
 
 def test_an_abandoned_held_request_is_dropped_at_once(gate):
@@ -451,6 +234,55 @@ def test_release_skips_a_request_abandoned_in_the_meantime(gate):
     abandoned = [r for r in drain(gate, 2) if r.disposition == "abandoned"]
     assert [r.path for r in abandoned] == [LIST + "?gone=1"]
     assert abandoned[0].status is None and abandoned[0].held_s > 0
+
+
+# -- start-up, stopping, what the driver is told ------------------------------------------------
+
+
+def test_start_up_lists_pass_and_are_not_observations(stub, gate):
+    gate.set_holding(True)
+    with gate.start_up():
+        assert gate.starting
+        status, headers, _ = request(gate)
+        assert status == 200 and headers["X-Observation-Gate"] == "start-up"
+        with gate.during("GetCapabilities"):  # start-up says it first
+            assert request(gate)[1]["X-Observation-Gate"] == "start-up"
+    assert not gate.starting and gate.observations == 0
+    client = hold(gate)  # start-up over: held again, the first observation
+    record = gate.release()
+    assert client.result()[1]["X-Observation-Gate"] == "observation 1"
+    notes = [(r.disposition, r.note) for r in drain(gate, 3)]
+    assert notes == [("passed", "start-up"), ("passed", "start-up"),
+                     ("released", "observation 1")]
+    assert record.note == "observation 1"
+
+
+def test_list_answers_say_why_they_were_let_go(stub, gate):
+    assert request(gate)[1]["X-Observation-Gate"] == "gate open"
+    gate.set_holding(True)
+    with gate.during("CreateSandbox"):
+        assert request(gate)[1]["X-Observation-Gate"] == "during CreateSandbox"
+    client = hold(gate)
+    gate.release("oldest")
+    assert client.result()[1]["X-Observation-Gate"] == "observation 1, oldest first"
+
+
+def test_refused_lists_answer_a_stopping_driver_at_once(stub, gate):
+    # close()/restart() must not SIGTERM a driver while its poll is held: answer it first.
+    engine, _ = stub
+    gate.set_holding(True)
+    held = hold(gate)
+    gate.refuse_lists("the driver is being stopped")
+    status, _, body = held.result()
+    assert status == 503 and json.loads(body)["message"] == (
+        "observation gate: the driver is being stopped")
+    status, _, _ = request(gate)  # a list made while stopping: answered the same, at once
+    assert status == 503 and gate.observations == 0
+    assert not any(t.startswith(LIST) for _, t, _ in engine.requests), "nothing observed"
+    gate.set_holding(True)  # the next start holds again
+    hold(gate)
+    assert [(r.disposition, r.note) for r in drain(gate, 2)] == [
+        ("refused", "the driver is being stopped")] * 2
 
 
 # -- observe --------------------------------------------------------------------------------------
@@ -510,8 +342,11 @@ def test_observe_times_out_saying_what_the_driver_is_doing(stub, gate):
 
 def test_observe_without_a_held_request_is_a_gate_error(gate):
     gate.set_holding(True)
-    with pytest.raises(GateError, match="no container-list request is held"):
+    started = time.monotonic()
+    with pytest.raises(GateError, match="made no container-list request and has no engine "
+                                        "event stream open"):
         gate.observe(None, timeout=0.2)
+    assert time.monotonic() - started < 1.5
 
 
 # -- pass-through ---------------------------------------------------------------------------------
@@ -551,18 +386,21 @@ def test_streams_pass_chunk_by_chunk_and_byte_for_byte(stub, gate):
 
 def test_an_events_stream_is_not_in_flight(stub, gate):
     engine, _ = stub
-    conn = _UnixConnection(str(gate.socket_path))
+    engine.send(b"first\n")
+    conn = UnixConnection(str(gate.socket_path))
     try:
         conn.request("GET", "/v1.41/events?filters=%7B%7D")
         resp = conn.getresponse()
         assert resp.read1() == b"first\n"
         assert gate.in_flight() == 0  # a driver's open /events must not keep observe() waiting
-        engine.proceed.set()
+        engine.send(b"second\n", None)
         assert resp.read() == b"second\n"
     finally:
         conn.close()
-    [record] = drain(gate, 1)
-    assert record.status == 200 and record.disposition == "passed"
+    records = drain(gate, 4)
+    assert [(r.kind, r.disposition) for r in records] == [("events", "opened")] + [
+        ("events", "passed")] * 3
+    assert records[-1].note == "event stream ended by the engine; 2 events delivered"
 
 
 def test_hop_by_hop_headers_are_rewritten_and_upgrades_kept(stub, gate):
@@ -599,9 +437,47 @@ def test_a_hijacked_stream_starts_after_the_client_read_the_head(stub, gate):
     assert record.status == 101 and record.disposition == "passed"
 
 
+def test_an_absolute_form_target_is_accepted_and_forwarded_in_origin_form(stub, gate):
+    # OpenShell's Podman driver sends them; RFC 9112 section 3.2.2: a server MUST accept them.
+    engine, _ = stub
+    answer = raw(gate, b"GET http://localhost/_ping HTTP/1.1\r\nHost: ignored\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"OK")
+    method, target, headers = engine.requests[-1]
+    assert (method, target, headers["Host"]) == ("GET", "/_ping", "localhost")
+    gate.set_holding(True)
+    client = threading.Thread(target=raw, args=(gate, f"GET http://d{LIST}?all=1 HTTP/1.1\r\n"
+                                                      f"\r\n".encode()), daemon=True)
+    client.start()
+    assert gate.wait_held(2), "an absolute-form list is a list: held"
+    record = gate.release()
+    assert record.path == f"{LIST}?all=1" and record.kind == "list"
+    client.join(5)
+
+
+def test_a_pass_through_is_in_flight_from_its_arrival(stub, gate, monkeypatch):
+    # Counting it only once its engine connection exists would let observe() call a driver
+    # quiet while its inspect is still connecting.
+    connecting = threading.Event()
+    go_on = threading.Event()
+    real_connect = gate._upstream.connect  # noqa: SLF001
+
+    def slow_connect(timeout):
+        connecting.set()
+        go_on.wait(5)
+        return real_connect(timeout)
+
+    monkeypatch.setattr(gate._upstream, "connect", slow_connect)  # noqa: SLF001
+    client = Background(gate, "/_ping")
+    assert connecting.wait(2)
+    assert gate.in_flight() == 1 and gate.idle_for() == 0
+    go_on.set()
+    assert client.result()[0] == 200
+    assert until(lambda: gate.in_flight() == 0)
+
+
 def test_a_bad_request_head_is_answered_400(gate):
     for head in (b"NONSENSE\r\n\r\n", b"GET /x HTTP/1.1\r\n bad fold\r\n\r\n",
-                 b"GET http://x/ HTTP/1.1\r\n\r\n", b"GET /x HTTP/2\r\n\r\n"):
+                 b"GET ftp://x/ HTTP/1.1\r\n\r\n", b"GET /x HTTP/2\r\n\r\n"):
         answer = raw(gate, head)
         assert answer.startswith(b"HTTP/1.1 400 "), answer
         message = json.loads(answer.partition(b"\r\n\r\n")[2])["message"]
@@ -629,7 +505,7 @@ def test_an_unreachable_engine_is_a_502_and_release_raises(tmp_path):
         assert gate.observations == 0
 
 
-@pytest.mark.parametrize("url", ["https://host:2376", "ssh://user@host", "npipe:////./pipe/x",
+@pytest.mark.parametrize("url", ["ssh://user@host", "npipe:////./pipe/x",
                                  "fd://", "unix:relative.sock", "tcp://", "tcp://host:99999",
                                  "tcp://host:2375/prefix"])
 def test_unsupported_engine_urls_are_refused(url):
@@ -734,7 +610,7 @@ def test_close_answers_held_requests_503_cuts_streams_and_removes_the_socket(stu
 
 def test_drain_log_and_describe(stub, gate):
     engine, _ = stub
-    engine.containers = [_container(c, t) for c, t in [("a1", 1), ("b2", 2), ("c3", 3),
+    engine.containers = [container(c, t) for c, t in [("a1", 1), ("b2", 2), ("c3", 3),
                                                        ("d4", 4), ("e5", 5), ("f6", 6)]]
     request(gate, "/_ping")
     gate.set_holding(True)
@@ -761,7 +637,7 @@ def test_drain_log_and_describe(stub, gate):
 
 
 def test_the_log_keeps_the_last_ten_thousand(gate):
-    from pytest_sandbox_conformance.gate import proxy as gate_module
+    from pytest_sandbox_conformance.gate import policy as gate_module
 
     assert gate_module.LOG_LIMIT == 10_000
     with gate._lock:  # noqa: SLF001 - filling the log directly is what makes this test fast
@@ -769,6 +645,64 @@ def test_the_log_keeps_the_last_ten_thousand(gate):
             gate._log.append(GateRecord(n, 0.0, "GET", "/", "other", "passed", 200, "", 0, 0))
     log = gate.drain_log()
     assert len(log) == 10_000 and log[0].seq == 5
+
+
+EMFILE_CHILD = """
+import json, os, resource, sys, time
+from pytest_sandbox_conformance.gate import ObservationGate
+gate = ObservationGate(sys.argv[1], sys.argv[2]).start()
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+fillers = []
+try:
+    while True:
+        fillers.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+print("full", flush=True)
+sys.stdin.readline()  # a client has connected: accept() now fails with EMFILE
+time.sleep(0.2)
+before = resource.getrusage(resource.RUSAGE_SELF)
+time.sleep(1.0)
+after = resource.getrusage(resource.RUSAGE_SELF)
+for fd in fillers:
+    os.close(fd)
+cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+sys.stdin.readline()  # the client got its answer
+print(json.dumps({"cpu": cpu, "log": [r.describe() for r in gate.drain_log()]}), flush=True)
+gate.close()
+"""
+
+
+def test_the_accept_loop_backs_off_when_out_of_file_descriptors(stub, tmp_path):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("RLIMIT_NOFILE and rusage as on Linux")
+    path = tmp_path / "g.sock"
+    child = subprocess.Popen([sys.executable, "-c", EMFILE_CHILD, stub[1], str(path)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert child.stdout.readline().strip() == "full"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(path))  # queued in the listener's backlog
+            sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+            child.stdin.write("\n")
+            child.stdin.flush()
+            answer = b""
+            while chunk := sock.recv(65536):  # served once descriptors are free again
+                answer += chunk
+        child.stdin.write("\n")
+        child.stdin.flush()
+        result = json.loads(child.stdout.readline())
+    finally:
+        child.stdin.close()
+        child.wait(10)
+        child.stdout.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert result["cpu"] < 0.1, f"the accept loop spun: {result['cpu']:.2f}s of CPU in 1s"
+    assert any("cannot accept connections: [Errno 24]" in line for line in result["log"]), \
+        result["log"]
 
 
 # -- live: the local Docker engine through the gate ---------------------------------------------

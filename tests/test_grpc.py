@@ -197,23 +197,32 @@ def test_gated_adapter_observes_exactly_once_per_scheduled_observation(play_grpc
     assert adapter.timing == "exact" and "list-order" in adapter.capabilities
     # Every observation the runner made released exactly one of the driver's polls.
     assert adapter.gate.observations == result.observations >= 3
-    assert adapter._proc is None, "close() stops the driver process"
+    assert not adapter.process.running(), "close() stops the driver process"
     timeline = result.timeline.render()
     assert "grpc CreateSandbox -> OK" in timeline
     assert "docker API: GET" in timeline and "released as observation 1" in timeline
 
 
-@pytest.mark.parametrize("name", ["copy-listed-first", "copy-listed-last"])
-def test_gated_adapter_makes_list_orders_exact(play_grpc, name):
-    from pytest_sandbox_conformance.run.runner import RunResult
+def _reported_at(outcome, observation: int, sandbox_key: str = "s1") -> str | None:
+    """The instance binding the driver reported at an observation (from the timeline's data)."""
+    for moment in outcome.timeline.moments:
+        if moment.kind == "report" and moment.observation == observation \
+                and moment.data["sandbox"].startswith(sandbox_key):
+            driver = moment.data["driver"]
+            return None if driver is None else driver["instance"]
+    raise AssertionError(f"no report at observation {observation}")
 
+
+@pytest.mark.parametrize("name, first_listed", [("copy-listed-first", "X"),
+                                                ("copy-listed-last", "A")])
+def test_gated_adapter_makes_list_orders_exact(play_grpc, name, first_listed):
+    # A driver that trusts whichever matching container it is listed first reports exactly the
+    # container the gate put first: the order the client really got, not a note's text.
     scenario = _scenario("copied-labels.yaml", "copied-labels-running-copy")
     schedule = _pinned(scenario, name)
-    result, adapter, _ = play_grpc(scenario, schedule)
-    assert isinstance(result, RunResult), result
-    timeline = result.timeline.render()
-    order = "oldest first" if schedule.lists_oldest_first else "newest first"
-    assert order in timeline, timeline
+    outcome, adapter, _ = play_grpc(scenario, schedule,
+                                    extra_cmd=" --driver broken_drivers:TrustsLabelsFirstWins")
+    assert _reported_at(outcome, 1) == first_listed, outcome.timeline.render()
 
 
 def test_gated_adapter_restarts_the_driver_process(play_grpc):
@@ -309,8 +318,123 @@ def test_an_unexpected_error_code_fails_the_scenario(play_grpc):
 def test_a_driver_that_never_polls_behind_the_gate_fails_clearly(play_grpc):
     outcome, took = _play_faulty(play_grpc, server_poll="1000",
                                  step_timeout=1)
-    _driver_failure(outcome, "made no container-list request", "DOCKER_HOST")
+    _driver_failure(outcome, "made no container-list request or event stream", "DOCKER_HOST")
     assert took < 10
+
+
+def test_a_driver_that_reaches_the_engine_without_the_gate_fails_saying_so(play_grpc, docker):
+    outcome, took = _play_faulty(play_grpc, extra_cmd=f" --docker-host {docker.base_url}",
+                                 step_timeout=1)
+    _driver_failure(outcome, "saw no request at all from the driver",
+                    "reaches the engine without the gate", "/var/run/docker.sock")
+    assert took < 10
+
+
+def test_a_driver_that_creates_behind_the_gates_back_fails_at_its_create(play_grpc, docker,
+                                                                           monkeypatch):
+    monkeypatch.setenv("SBX_DIRECT_ENGINE", docker.base_url)
+    outcome, took = _play_faulty(play_grpc,
+                                 extra_cmd=" --driver grpc_faults:CreatesBehindTheGatesBack")
+    text = _driver_failure(outcome, "reaches the engine without the observation gate",
+                           "the gate saw no request at all during CreateSandbox")
+    assert "step 1: create" in text
+    assert took < 10  # at once, not after the step timeout
+
+
+# -- drivers that start, stop and delete as real drivers do ------------------------------------
+
+
+def test_a_driver_that_lists_at_start_and_to_open_its_stream_is_observed_exactly(play_grpc):
+    # OpenShell's drivers list before they serve (their reconcile seed) and to build a stream's
+    # first snapshot, before its headers. Those lists pass (start-up); the first poll after
+    # them is the first observation, after a restart too.
+    from pytest_sandbox_conformance.run.runner import RunResult
+
+    scenario = _scenario("restart.yaml", "restart-mid-intent")
+    result, adapter, took = play_grpc(scenario,
+                                      _pinned(scenario, "restart-between-intent-and-adoption"),
+                                      extra_cmd=" --driver grpc_faults:ListsLikeOpenShell")
+    assert isinstance(result, RunResult), result
+    assert adapter.gate.observations == result.observations
+    timeline = result.timeline.render()
+    assert timeline.count("start the driver:") == 2
+    assert timeline.count("start-up reconcile saw") == 2
+    assert "passed (start-up)" in timeline and "released as observation 1" in timeline
+
+
+def test_a_driver_that_first_polls_well_after_its_start_is_observed_exactly(play_grpc):
+    # No list at start, none while its stream opens: its first poll, 0.6 s later, is held as the
+    # first observation (start-up ends without it; the suite waits for it).
+    from pytest_sandbox_conformance.run.runner import RunResult
+
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    result, adapter, _ = play_grpc(scenario, _pinned(scenario, "every-step"), poll="0.6")
+    assert isinstance(result, RunResult), result
+    assert adapter.gate.observations == result.observations
+
+
+def test_stopping_answers_the_held_poll_first(docker, tmp_path):
+    # A driver that exits only once its poll's list came back: SIGTERM while the gate holds the
+    # list would leave it to the SIGKILL ten seconds later.
+    from pytest_sandbox_conformance.adapters.base import DriverContext
+    from pytest_sandbox_conformance.adapters.grpc import factory
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
+
+    env_path = os.pathsep.join([str(TESTS), str(ROOT)])
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = env_path
+    try:
+        cmd = SERVED.replace("{poll}", "0.05") + " --driver grpc_faults:WaitsForItsPollOnStop"
+        ctx = DriverContext(DockerEngine(docker.base_url), tmp_path, f"stop-{uuid.uuid4().hex[:8]}",
+                            "sbx-busybox:local", {"cmd": cmd, "poll_interval": "0.05"})
+        adapter = factory(ctx)
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+    process = adapter.process.proc
+    assert adapter.gate.held_count() == 1  # its first poll waits at the gate
+    started = time.monotonic()
+    adapter.close()
+    took = time.monotonic() - started
+    assert process.returncode == 0, "the driver was killed instead of stopping"
+    assert took < 5, f"close() took {took:.1f}s"
+
+
+def test_close_stops_everything_even_when_a_part_fails(docker, tmp_path, monkeypatch):
+    from pytest_sandbox_conformance.adapters.base import DriverContext
+    from pytest_sandbox_conformance.adapters.grpc import factory
+    from pytest_sandbox_conformance.engines.docker import DockerEngine
+
+    cmd = SERVED.replace("{poll}", "0.05")
+    ctx = DriverContext(DockerEngine(docker.base_url), tmp_path, f"close-{uuid.uuid4().hex[:8]}",
+                        "sbx-busybox:local", {"cmd": cmd, "poll_interval": "0.05"})
+    adapter = factory(ctx)
+    process, gate, folder = adapter.process.proc, adapter.gate, Path(adapter._tmp)
+
+    def broken() -> None:
+        raise RuntimeError("the watch stream would not close")
+
+    monkeypatch.setattr(adapter, "_disconnect", broken)
+    with pytest.raises(RuntimeError, match="would not close"):
+        adapter.close()
+    assert process.poll() is not None, "the driver still runs"
+    assert not gate.socket_path.exists() and not folder.exists()
+
+
+def test_a_delete_waits_for_deleted_with_the_lists_it_needs_passing(play_grpc):
+    from pytest_sandbox_conformance.run.runner import RunResult
+
+    scenario = _scenario("delete.yaml", "delete-idempotent")
+    result, adapter, took = play_grpc(scenario, _pinned(scenario, "every-step"), step_timeout=3,
+                                      extra_cmd=" --driver grpc_faults:DeletesInTheBackground")
+    assert isinstance(result, RunResult), result
+    timeline = result.timeline.render()
+    assert "passed (during DeleteSandbox)" in timeline
+    assert "waited" not in timeline, timeline  # the Deleted came, no wait ran out
+    assert adapter.gate.observations == result.observations
+    assert took < 3 * 3
 
 
 # -- the plugin: a broken driver served over gRPC fails with a readable timeline ----------------
@@ -461,7 +585,7 @@ cmd = {SERVED.replace("{poll}", "0.05")!r}
 ctx = DriverContext(DockerEngine({docker.base_url!r}), Path({str(tmp_path)!r}), "pdeath-test",
                     "sbx-busybox:local", {{"cmd": cmd, "poll_interval": "0.05"}})
 adapter = factory(ctx)
-print(adapter._proc.pid, flush=True)
+print(adapter.process.proc.pid, flush=True)
 time.sleep(120)
 """)
     suite = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,

@@ -1,54 +1,63 @@
 """The adapter for black-box drivers that serve the OpenShell compute-driver gRPC service.
 
 ``GrpcAdapter`` talks to any process serving ``openshell.compute.v1.ComputeDriver`` on a Unix
-socket (``pytest_sandbox_conformance/grpc/compute_driver.proto``): the reference driver served by
-``python -m reference_driver.grpc_server``, OpenShell's own Docker driver, or a third-party driver.
-It is registered as ``--sandbox-driver=openshell-grpc``; ``factory(ctx)`` reads ``ctx.options``
-(the plugin fills them from ``--sandbox-driver-socket``, ``--sandbox-driver-cmd``,
-``--sandbox-poll-interval``, ``--sandbox-step-timeout`` and ``--sandbox-gate``):
+socket (``pytest_sandbox_conformance/grpc/compute_driver.proto``): the reference driver served
+by ``python -m reference_driver.grpc_server``, OpenShell's own drivers, the project's Rust peer,
+or a third-party driver. It is registered as ``--sandbox-driver=openshell-grpc``;
+``factory(ctx)`` reads ``ctx.options`` (the plugin fills them from ``--sandbox-driver-socket``,
+``--sandbox-driver-cmd``, ``--sandbox-poll-interval``, ``--sandbox-step-timeout`` and
+``--sandbox-gate``):
 
 ``cmd``
     a command line the adapter starts for each run (and stops in ``close()``; ``restart()`` stops
     and starts it again over the same state). ``{socket}``, ``{state_dir}``, ``{namespace}`` and
     ``{docker_host}`` are replaced by a fresh socket path (in a private 0700 folder), the driver's
     state folder (kept across restarts), the run's namespace and the engine URL the driver must
-    use. ``DOCKER_HOST`` is set to that URL too.
+    use. ``DOCKER_HOST`` is set to that URL too (process: ``grpc_process.py``).
 ``socket``
     the socket of a driver that is already running (never stopped by the suite).
 ``gate``
     ``auto`` (default: with ``cmd``, the driver's engine URL is an :class:`ObservationGate`) or
     ``off``.
+``authority``
+    the HTTP/2 ``:authority`` of every call (default ``localhost``): grpcio would derive one from
+    the socket path (percent-encoded), which tonic/h2 servers refuse with ``RST_STREAM``
+    ``PROTOCOL_ERROR``.
 ``poll_interval`` (default 2.0), ``poll_margin`` (0.5), ``step_timeout`` (``poll_interval + 3``),
 ``start_timeout`` (15), ``quiet`` (0.05): seconds.
 
-**Gated (exact)**: the driver is started with ``DOCKER_HOST`` pointing at the observation gate, a
-Docker API proxy that holds every container-list request. ``observe(order)`` releases the held
-poll (reordered newest or oldest first), waits until the driver holds its next poll at the gate,
+**Start-up** (every start of the process, restarts included, and every connection to a running
+driver): the gate lets lists pass and events through (they are not observations) while the
+adapter waits for the socket, opens the channel, asks ``GetCapabilities`` (``UNIMPLEMENTED``
+tolerated), opens ``WatchSandboxes`` and waits (bounded) for its headers and its initial
+snapshot (a message about every sandbox the run created and has not deleted), then for the
+stream to be quiet. Then the gate holds, and the adapter waits until the driver can be observed:
+its first list held, or an engine event stream open (:meth:`ObservationGate.wait_ready`).
+
+**Gated (exact)**: ``observe(order)`` is one :meth:`ObservationGate.observe` (release the held
+poll and the buffered events, reordered newest or oldest first, wait until the driver is quiet),
 then until the watch stream has been quiet for ``quiet`` seconds: one observation, exactly where
-the schedule puts it. RPCs are sent inside ``gate.during(...)``, so lists a driver makes to serve
-them are not mistaken for polls.
+the schedule puts it. RPCs, and the waits that belong to them (a create's first instance, a
+delete's Deleted), run inside ``gate.during(...)``, so what the driver lists or gets from the
+engine meanwhile serves them and is not mistaken for a poll.
 
 **Wall-clock (approximate)**: without the gate (``socket``, or ``gate=off``), ``observe()`` waits
 ``poll_interval + poll_margin`` and lets the stream deliver what the driver saw; where polls fall
 is not controlled, results are timing-approximate and list orders are the engine's.
 
-Snapshots and events come from one ``WatchSandboxes`` stream read by a background thread. A driver
-process that died, an RPC that failed or timed out, or a stream that broke raises
-:class:`DriverProcessError` with the process's exit status and the tail of its output. Needs
-``grpcio`` and ``protobuf`` (the ``grpc`` extra).
+A driver process that died, an RPC that failed or timed out, a stream that broke, or a driver
+that reaches the engine without the gate raises :class:`DriverProcessError` with the process's
+exit status and the tail of its output; every wait that ends without what it waited for says
+what it waited for and what it saw (on the timeline, or in the failure). Needs ``grpcio`` and
+``protobuf`` (the ``grpc`` extra).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import secrets
-import shlex
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -57,50 +66,35 @@ from typing import Any, Callable
 
 import grpc
 
-from ..api import Condition, DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot, SnapshotEvent
+from ..api import Event, SandboxSpec, Snapshot
+from ..engines.base import EngineError
 from ..gate import GateError, ObservationGate
 from ..grpc import compute_driver_pb2 as pb
 from ..grpc import compute_driver_pb2_grpc as pb_grpc
 from .base import DriverAdapter, DriverContext, DriverProbe, DriverUnavailable
+from .grpc_process import DriverProcess
+from .grpc_watch import Watch, snapshot_from_pb
 
-__all__ = ["DriverProcessError", "GrpcAdapter", "factory", "probe", "snapshot_from_pb"]
+__all__ = ["DriverProcessError", "GrpcAdapter", "channel", "factory", "probe",
+           "snapshot_from_pb"]
 
-STDERR_TAIL = 40  # lines
 #: The variable that tells a driver started by the suite that its engine URL is the gate.
 GATE_VARIABLE = "SANDBOX_CONFORMANCE_GATE"
-#: How long a driver that lists before it opens its socket is waited for with the gate shut.
-LIST_BEFORE_SOCKET_GRACE = 1.0
+#: The Docker CLI's TLS variables: a gated driver talks plain HTTP to the gate's socket (the
+#: gate speaks TLS to the engine), so they are removed from its environment.
+TLS_VARIABLES = ("DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH")
+DEFAULT_AUTHORITY = "localhost"
+#: Start-up: how long the watch stream may take to send its headers once open, and how long a
+#: driver (and its stream) must have been idle to end a wait for headers or for the initial
+#: snapshot early (a grpcio server sends no headers before its first message).
+HEADERS_WAIT = 1.0
+START_IDLE = 0.25
 OPTION_KEYS = ("socket", "cmd", "gate", "poll_interval", "poll_margin", "step_timeout",
-               "start_timeout", "quiet", "token", "namespace")
+               "start_timeout", "quiet", "token", "namespace", "authority")
 
 
 class DriverProcessError(DriverUnavailable):
     """The driver process, its socket or an RPC failed; the message carries its output's tail."""
-
-
-def snapshot_from_pb(sandbox: pb.DriverSandbox, namespace: str = "") -> Snapshot:
-    """A ``DriverSandbox`` as the contract's snapshot: instance ID and the ``Ready`` condition."""
-    status = sandbox.status
-    ready = next((c for c in status.conditions if c.type == "Ready"), None)
-    condition = (Condition(ready.status or "Unknown", ready.reason, ready.message)
-                 if ready is not None else Condition("Unknown", "NoReadyCondition",
-                                                     "the driver reported no Ready condition"))
-    return Snapshot(sandbox.id, sandbox.name or status.sandbox_name,
-                    sandbox.namespace or namespace, status.instance_id or None, condition)
-
-
-def _describe_event(message: pb.WatchSandboxesEvent) -> str:
-    kind = message.WhichOneof("payload")
-    if kind == "sandbox":
-        snap = snapshot_from_pb(message.sandbox.sandbox)
-        return (f"sandbox {snap.sandbox_id} instance={(snap.instance_id or '-')[:12]} "
-                f"Ready={snap.ready.status} {snap.ready.reason}")
-    if kind == "deleted":
-        return f"deleted {message.deleted.sandbox_id}"
-    if kind == "platform_event":
-        e = message.platform_event.event
-        return f"platform_event {message.platform_event.sandbox_id or '-'} {e.type} {e.reason}"
-    return f"unknown payload {kind!r} (ignored)"
 
 
 class GrpcAdapter(DriverAdapter):
@@ -109,31 +103,28 @@ class GrpcAdapter(DriverAdapter):
     def __init__(self, ctx: DriverContext, *, socket: str | None = None, cmd: str | None = None,
                  gate: str = "auto", poll_interval: float = 2.0, poll_margin: float = 0.5,
                  step_timeout: float | None = None, start_timeout: float = 15.0,
-                 quiet: float = 0.05, token: str | None = None) -> None:
+                 quiet: float = 0.05, token: str | None = None,
+                 authority: str | None = None) -> None:
         _check_options(socket, cmd, gate)
         self.ctx = ctx
         self._fixed_token = token
         self._tokens: dict[str, str] = {}
+        self.authority = authority or DEFAULT_AUTHORITY
         self.poll_interval = poll_interval
         self.poll_margin = poll_margin
         self.step_timeout = step_timeout if step_timeout is not None else poll_interval + 3.0
         self.start_timeout = start_timeout
         self.quiet = quiet
         self._cmd = cmd
-        self._proc: subprocess.Popen | None = None
+        self.process: DriverProcess | None = None
         self._tmp: str | None = None
-        self._log: Path | None = None
-        self._log_offset = 0
         self._channel: grpc.Channel | None = None
-        self._stream: Any = None
-        self._reader: threading.Thread | None = None
-        self._queue: queue.Queue[Event] = queue.Queue()
-        self._snaps: dict[str, Snapshot] = {}
-        self._cond = threading.Condition()
-        self._last_message = 0.0
-        self._stream_error: str | None = None
-        self._closing = False
         self._notes: list[tuple[float, str]] = []
+        self._notes_lock = threading.Lock()
+        self.watch = Watch(ctx.namespace, self._note_at)
+        #: Sandboxes created and not deleted: a restarted driver's first snapshot has them all.
+        self._live: set[str] = set()
+        self._started_seq = 0
         self.gate: ObservationGate | None = None
         self.capabilities = _capabilities(bool(cmd), gated=bool(cmd) and gate == "auto")
         self.timing = "exact" if "list-order" in self.capabilities else "approximate"
@@ -159,84 +150,98 @@ class GrpcAdapter(DriverAdapter):
                                                  f"of this engine: {exc}; run with "
                                                  "--sandbox-gate=off") from None
                     self.docker_host = self.gate.url
+                self.process = DriverProcess(
+                    cmd, {"socket": self.socket_path, "state_dir": str(self.driver_state),
+                          "namespace": ctx.namespace, "docker_host": self.docker_host},
+                    self._driver_env(), Path(self._tmp) / "driver.log")
             else:
                 self.socket_path = str(socket)
             self._connect()
         except BaseException:
-            self.close()
+            with contextlib.suppress(Exception):
+                self.close()
             raise
 
     # -- process and connection ----------------------------------------------------------------
 
-    def _command(self) -> list[str]:
-        values = {"socket": self.socket_path, "state_dir": str(self.driver_state),
-                  "namespace": self.ctx.namespace, "docker_host": self.docker_host}
-        line = str(self._cmd)
-        for key, value in values.items():
-            line = line.replace("{" + key + "}", shlex.quote(value))
-        return shlex.split(line)
-
-    def _start_process(self) -> None:
+    def _driver_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["DOCKER_HOST"] = self.docker_host
         env.pop(GATE_VARIABLE, None)
         if self.gate is not None:
             env[GATE_VARIABLE] = self.gate.url
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
-        self._log = Path(str(self._tmp)) / "driver.log"
-        command = self._command()
-        self._note(f"start the driver: {shlex.join(command)}")
-        with open(self._log, "ab") as log:
-            try:
-                self._proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                              stdout=log, stderr=log, start_new_session=True,
-                                              preexec_fn=_DIE_WITH_PARENT)
-            except OSError as exc:
-                raise DriverProcessError(f"cannot start the driver ({shlex.join(command)}): "
-                                         f"{exc}") from None
+            for name in TLS_VARIABLES:
+                env.pop(name, None)
+        return env
 
     def stderr_tail(self) -> str:
         """The last lines of the driver's output (stdout and stderr), indented."""
-        if self._log is None or not self._log.exists():
+        if self.process is None:
             return "  (no output captured: the driver was not started by the suite)"
-        lines = self._log.read_text(errors="replace").splitlines()[-STDERR_TAIL:]
-        return "\n".join("  | " + line for line in lines) or "  (empty)"
+        return self.process.output_tail()
 
     def _dead(self) -> str | None:
-        if self._proc is not None and self._proc.poll() is not None:
-            return (f"the driver process ({shlex.join(self._command())}) exited with status "
-                    f"{self._proc.returncode}; its output ends with:\n{self.stderr_tail()}")
-        return None
+        return self.process.dead() if self.process is not None else None
 
     def _failure(self, what: str) -> DriverProcessError:
         """``what`` went wrong: with the process's death or its output's tail when there is one."""
-        if self._proc is not None:
-            try:  # a connection that broke is often a process that is dying: let it finish
-                self._proc.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                pass
+        if self.process is not None:
+            self.process.settle()  # a connection that broke is often a process that is dying
         dead = self._dead()
         if dead:
             return DriverProcessError(f"{what}: {dead}")
-        if self._cmd:
+        if self.process is not None:
             return DriverProcessError(f"{what}; the driver's output ends with:\n"
                                       f"{self.stderr_tail()}")
         return DriverProcessError(what)
 
     def _connect(self) -> None:
-        if self._cmd:
-            if self.gate is not None:
-                self.gate.set_holding(True)
-            self._start_process()
+        """Start (or reach) the driver and go through its start-up (module docstring)."""
         started = time.monotonic()
         deadline = started + self.start_timeout
-        if not self._cmd and not os.path.exists(self.socket_path):
-            raise DriverProcessError(
-                f"--sandbox-driver-socket={self.socket_path}: no such socket; start the driver "
-                "first, or let the suite start it with --sandbox-driver-cmd")
+        if self.gate is not None:
+            self.gate.set_holding(True)
+            self._started_seq = self.gate.requests_seen()
+        with self.gate.start_up("driver start-up") if self.gate else contextlib.nullcontext():
+            if self.process is not None:
+                self._note(f"start the driver: {self.process.describe()}")
+                try:
+                    self.process.start()
+                except OSError as exc:
+                    raise DriverProcessError(f"cannot start the driver "
+                                             f"({self.process.describe()}): {exc}") from None
+            self._wait_for_socket(deadline)
+            self._channel = channel(self.socket_path, self.authority)
+            try:
+                grpc.channel_ready_future(self._channel).result(
+                    timeout=max(0.1, deadline - time.monotonic()))
+            except grpc.FutureTimeoutError:
+                raise self._failure(f"the driver at {self.socket_path} does not answer: no gRPC "
+                                    f"connection within {self.start_timeout:.0f}s of the start "
+                                    f"(authority {self.authority!r})") from None
+            self.stub = pb_grpc.ComputeDriverStub(self._channel)
+            caps = self._optional("GetCapabilities", pb.GetCapabilitiesRequest())
+            if caps is not None:
+                self.name = f"openshell-grpc:{caps.driver_name}" if caps.driver_name else self.name
+                self.version = caps.driver_version
+            self.watch.open(self.stub)
+            if self.gate is not None:
+                self._await_headers(deadline)
+            self._await_initial_snapshot()
+            if not self.watch.wait_quiet(self.quiet, self.step_timeout):
+                self._note(f"start-up: the watch stream did not fall quiet for {self.quiet}s "
+                           f"within {self.step_timeout:.1f}s ({self.watch.messages} messages)")
+            self._raise_if_broken()
+        if self.gate is not None:
+            self._await_observable()
+
+    def _wait_for_socket(self, deadline: float) -> None:
+        if self.process is None:
+            if not os.path.exists(self.socket_path):
+                raise DriverProcessError(
+                    f"--sandbox-driver-socket={self.socket_path}: no such socket; start the "
+                    "driver first, or let the suite start it with --sandbox-driver-cmd")
+            return
         while not os.path.exists(self.socket_path):
             dead = self._dead()
             if dead:
@@ -244,105 +249,90 @@ class GrpcAdapter(DriverAdapter):
             if time.monotonic() > deadline:
                 raise self._failure(f"no socket at {self.socket_path} after "
                                     f"{self.start_timeout:.0f}s")
-            if (self.gate is not None and self.gate.holding and self.gate.held_count()
-                    and time.monotonic() - started > LIST_BEFORE_SOCKET_GRACE):
-                # A driver that lists the engine before it serves: let its start-up through.
-                self._note("the driver lists the engine before it opens its socket: the gate "
-                           "lets those lists through until the socket is open")
-                self.gate.set_holding(False)
             time.sleep(0.02)
-        if self.gate is not None and not self.gate.holding:
-            self.gate.set_holding(True)
-        self._channel = grpc.insecure_channel(f"unix:{self.socket_path}")
-        try:
-            grpc.channel_ready_future(self._channel).result(
-                timeout=max(0.1, deadline - time.monotonic()))
-        except grpc.FutureTimeoutError:
-            raise self._failure(f"the driver at {self.socket_path} does not answer") from None
-        self.stub = pb_grpc.ComputeDriverStub(self._channel)
-        caps = self._optional("GetCapabilities", pb.GetCapabilitiesRequest())
-        if caps is not None:
-            self.name = f"openshell-grpc:{caps.driver_name}" if caps.driver_name else self.name
-            self.version = caps.driver_version
-        self._open_stream()
-        if self.gate is not None:
-            # Quiet means: the driver's first poll waits at the gate.
-            if not self.gate.wait_held(self.step_timeout + self.poll_interval):
-                raise self._failure(
-                    f"the driver made no container-list request within "
-                    f"{self.step_timeout + self.poll_interval:.1f}s of starting; the observation "
-                    "gate needs a driver that polls the engine at DOCKER_HOST by listing "
-                    "containers (or run it without the gate: --sandbox-gate=off)")
 
-    def _open_stream(self) -> None:
-        self._stream_error = None
-        stream = self.stub.WatchSandboxes(pb.WatchSandboxesRequest())  # long-lived: no deadline
-        self._stream = stream
-        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True,
-                                        name="grpc-watch")
-        self._reader.start()
+    def _await_headers(self, deadline: float) -> None:
+        """Until the stream's headers (or a message) came; bounded by :data:`HEADERS_WAIT`, and
+        shorter when the driver is idle at the gate (a grpcio server sends them with its first
+        message, and a stream with nothing to say sends none)."""
+        watch, gate = self.watch, self.gate
+        assert gate is not None
+        until = min(deadline, time.monotonic() + HEADERS_WAIT)
 
-    def _read(self, stream: Any) -> None:
-        try:
-            for message in stream:
-                self._accept(message)
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.CANCELLED:
-                with self._cond:
-                    self._stream_error = f"WatchSandboxes failed: {exc.code().name} {exc.details()}"
-                    self._cond.notify_all()
+        def done() -> bool:
+            if watch.headers_at is not None or watch.error:
+                return True
+            waited = time.monotonic() - watch.opened_at
+            return waited >= START_IDLE and gate.idle_for() >= START_IDLE
+
+        watch.wait_for(done, max(0.0, until - time.monotonic()), self._is_dead, tick=0.02)
+        if watch.headers_at is None and not watch.error:
+            self._note(f"start-up: the watch stream sent no headers within "
+                       f"{time.monotonic() - watch.opened_at:.2f}s (the driver "
+                       f"{'is idle at the engine' if gate.idle_for() >= START_IDLE else 'kept making requests'}"
+                       "; a grpcio server sends them with its first message): start-up ends")
+
+    def _await_initial_snapshot(self) -> None:
+        """Until the new stream sent a message about every live sandbox; bounded by the step
+        timeout, and shorter once the stream has been silent :data:`START_IDLE` seconds after
+        its headers (a driver that reports a sandbox only after its first poll)."""
+        watch = self.watch
+        if not self._live:
             return
-        with self._cond:
-            if self._stream is stream and not self._closing:
-                self._stream_error = "the driver closed the WatchSandboxes stream"
-            self._cond.notify_all()
 
-    def _accept(self, message: pb.WatchSandboxesEvent) -> None:
-        kind = message.WhichOneof("payload")
-        event: Event | None = None
-        with self._cond:
-            self._last_message = time.monotonic()
-            self._notes.append((self._last_message,
-                                f"grpc WatchSandboxes <- {_describe_event(message)}"))
-            if kind == "sandbox":
-                snap = snapshot_from_pb(message.sandbox.sandbox, self.ctx.namespace)
-                self._snaps[snap.sandbox_id] = snap
-                event = SnapshotEvent(snap)
-            elif kind == "deleted":
-                self._snaps.pop(message.deleted.sandbox_id, None)
-                event = DeletedEvent(message.deleted.sandbox_id)
-            elif kind == "platform_event":
-                e = message.platform_event.event
-                event = PlatformEvent(message.platform_event.sandbox_id, e.type, e.reason,
-                                      e.message, dict(e.metadata))
-            if event is not None:  # an unknown payload from a newer driver is ignored
-                self._queue.put(event)
-            self._cond.notify_all()
+        def done() -> bool:
+            if self._live <= watch.seen or watch.error:
+                return True
+            return watch.headers_at is not None and watch.silent_for() >= START_IDLE
 
-    def _stop_process(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        watch.wait_for(done, self.step_timeout, self._is_dead, tick=0.02)
+        missing = sorted(self._live - watch.seen)
+        if missing and not watch.error:
+            self._note(f"start-up: the watch stream's initial snapshot has no message about "
+                       f"{', '.join(missing)} ({watch.messages} messages in "
+                       f"{time.monotonic() - watch.opened_at:.2f}s); the driver may report "
+                       "them after its first observation")
+
+    def _await_observable(self) -> None:
+        """After start-up: the first list held, or an engine event stream open."""
+        assert self.gate is not None
+        limit = self.step_timeout + self.poll_interval
+        ready = self.gate.wait_ready(limit, START_IDLE)
+        if ready is not None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        self._raise_if_broken()
+        if self.gate.requests_seen() == self._started_seq:
+            raise self._failure(
+                f"the observation gate saw no request at all from the driver within {limit:.1f}s "
+                f"of its start (it answered gRPC and opened its watch stream): it reaches the "
+                f"engine without the gate, or not at all; it must use the engine URL "
+                f"{{docker_host}} / DOCKER_HOST ({self.docker_host}) (OpenShell's Docker driver "
+                "falls back to /var/run/docker.sock when its engine-socket key is unset)")
+        raise self._failure(
+            f"the driver made no container-list request or event stream within {limit:.1f}s "
+            "after its start-up; the observation gate needs a driver that polls the engine at "
+            "DOCKER_HOST by listing containers, or follows its event stream (or run it without "
+            "the gate: --sandbox-gate=off)")
+
+    def _is_dead(self) -> bool:
+        return self._dead() is not None
 
     def _disconnect(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.cancel()
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-            self._reader = None
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        try:
+            self.watch.close()
+        finally:
+            if self._channel is not None:
+                channel, self._channel = self._channel, None
+                channel.close()
+
+    def _stop_process(self) -> None:
+        """Answer the lists the gate holds first (with an error: a driver that stops gracefully
+        may wait for its held poll, and must not observe anything now), then stop the process."""
+        if self.process is None or not self.process.running():
+            return
+        if self.gate is not None:
+            self.gate.refuse_lists("the driver is being stopped")
+        self.process.stop()
 
     # -- RPCs ----------------------------------------------------------------------------------
 
@@ -360,7 +350,7 @@ class GrpcAdapter(DriverAdapter):
             if exc.code() in answers:
                 raise
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                held = (f"; its poll was held at the observation gate meanwhile, so a driver "
+                held = ("; its poll was held at the observation gate meanwhile, so a driver "
                         "that holds a lock across its engine poll cannot serve RPCs behind the "
                         "gate (run it with --sandbox-gate=off)"
                         if self.gate is not None and self.gate.held_count() else "")
@@ -379,35 +369,24 @@ class GrpcAdapter(DriverAdapter):
         except grpc.RpcError:
             return None
 
-    def _wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stream_error:
-                    return predicate()
-                self._cond.wait(min(left, 0.1))
-                if self._dead():
-                    return predicate()
-        return True
-
-    def _wait_quiet(self) -> None:
-        """Until the watch stream has said nothing for ``quiet`` seconds (bounded)."""
-        deadline = time.monotonic() + self.step_timeout
-        with self._cond:
-            while time.monotonic() < deadline:
-                left = self._last_message + self.quiet - time.monotonic()
-                if left <= 0:
-                    return
-                self._cond.wait(left)
-
     def _during(self, label: str) -> contextlib.AbstractContextManager[None]:
         """Behind the gate: lists the driver makes meanwhile serve ``label``, not a poll."""
         return self.gate.during(label) if self.gate is not None else contextlib.nullcontext()
 
     def _note(self, line: str, at: float | None = None) -> None:
-        with self._cond:
-            self._notes.append((time.monotonic() if at is None else at, line))
+        self._note_at(time.monotonic() if at is None else at, line)
+
+    def _note_at(self, at: float, line: str) -> None:
+        with self._notes_lock:  # the watch stream's reader thread notes too
+            self._notes.append((at, line))
+
+    def _wait_quiet(self) -> None:
+        """Until the watch stream has said nothing for ``quiet`` seconds from now (bounded):
+        what the driver reported just before may still be on its way."""
+        if not self.watch.wait_quiet(self.quiet, self.step_timeout, since=time.monotonic()) \
+                and not self.watch.error:
+            self._note(f"the watch stream did not fall quiet for {self.quiet}s within "
+                       f"{self.step_timeout:.1f}s: the driver kept reporting")
 
     # -- the six operations ----------------------------------------------------------------------
 
@@ -422,16 +401,52 @@ class GrpcAdapter(DriverAdapter):
         # The namespace comes from the driver's own configuration; the field is informative.
         sandbox = pb.DriverSandbox(id=spec.id, name=spec.name, namespace=self.ctx.namespace,
                                    spec=driver_spec)
+        seen_before = self.gate.requests_seen() if self.gate is not None else 0
         self._optional("ValidateSandboxCreate", pb.ValidateSandboxCreateRequest(sandbox=sandbox))
         self._call("CreateSandbox", pb.CreateSandboxRequest(sandbox=sandbox))
+        self._live.add(spec.id)
         # CreateSandbox may accept and provision in the background: wait (bounded) until the
         # stream reports an instance, so the suite sees the container it made. Lists made
         # meanwhile serve the create, not a poll.
+        waited = time.monotonic()
         with self._during("CreateSandbox (provisioning)"):
-            self._wait_for(self._has_instance(spec.id), self.step_timeout)
+            got = self.watch.wait_for(self._has_instance(spec.id), self.step_timeout,
+                                      self._is_dead)
+        self._check_bypass(spec.id, seen_before)
+        if not got:
+            self._note(self._not_seen(spec.id, "an instance of", time.monotonic() - waited))
         self._raise_if_broken()
         self._wait_quiet()
-        return self._snaps.get(spec.id)
+        return self.watch.snapshot(spec.id)
+
+    def _check_bypass(self, sandbox_id: str, seen_before: int) -> None:
+        """A create the gate saw no request for, whose container exists: the driver reaches the
+        engine some other way (a failure, not a wait until the step timeout)."""
+        if self.gate is None or self.gate.requests_seen() != seen_before:
+            return
+        labels = self.labels
+        try:
+            found = self.ctx.engine.list({labels.namespace: self.ctx.namespace,
+                                          labels.sandbox_id: sandbox_id})
+        except EngineError:
+            return
+        if found:
+            ids = ", ".join(c.id[:12] for c in found)
+            raise self._failure(
+                f"the driver reaches the engine without the observation gate: the container(s) "
+                f"{ids} of sandbox {sandbox_id} appeared in namespace {self.ctx.namespace} while "
+                f"the gate saw no request at all during CreateSandbox; the driver ignores "
+                f"{{docker_host}} / DOCKER_HOST ({self.docker_host}) (OpenShell's Docker driver "
+                "falls back to /var/run/docker.sock when its engine-socket key is unset)")
+
+    def _not_seen(self, sandbox_id: str, what: str, waited: float) -> str:
+        """The note for a wait on the stream that ended without what it waited for."""
+        snap = self.watch.snapshot(sandbox_id)
+        saw = ("nothing about it" if snap is None else
+               f"instance={(snap.instance_id or '-')[:12]} Ready={snap.ready.status} "
+               f"{snap.ready.reason}")
+        return (f"waited {waited:.1f}s for the watch stream to report {what} {sandbox_id}; it "
+                f"reported {saw} ({self.watch.messages} message(s) since it opened)")
 
     def _token(self, sandbox_id: str) -> str:
         """The sandbox's secret token (OpenShell's Docker driver refuses a create without one):
@@ -441,21 +456,28 @@ class GrpcAdapter(DriverAdapter):
         return self._tokens.setdefault(sandbox_id, secrets.token_urlsafe(24))
 
     def _has_instance(self, sandbox_id: str) -> Callable[[], bool]:
-        return lambda: bool(getattr(self._snaps.get(sandbox_id), "instance_id", None))
+        return lambda: bool(getattr(self.watch.snaps.get(sandbox_id), "instance_id", None))
 
     def delete(self, sandbox_id: str, name: str) -> bool:
-        tracked = sandbox_id in self._snaps
-        reply = self._call("DeleteSandbox",
-                           pb.DeleteSandboxRequest(sandbox_id=sandbox_id, sandbox_name=name))
-        if tracked or reply.deleted:  # let the stream's Deleted arrive before the next step
-            self._wait_for(lambda: sandbox_id not in self._snaps, self.step_timeout)
+        tracked = self.watch.snapshot(sandbox_id) is not None
+        with self._during("DeleteSandbox"):
+            reply = self._call("DeleteSandbox",
+                               pb.DeleteSandboxRequest(sandbox_id=sandbox_id, sandbox_name=name))
+            if tracked or reply.deleted:  # let the stream's Deleted arrive before the next step
+                waited = time.monotonic()
+                if not self.watch.wait_for(lambda: sandbox_id not in self.watch.snaps,
+                                           self.step_timeout, self._is_dead):
+                    self._note(self._not_seen(sandbox_id, "Deleted for",
+                                              time.monotonic() - waited))
+        self._live.discard(sandbox_id)
         self._raise_if_broken()
         self._wait_quiet()
         return bool(reply.deleted)
 
     def observe(self, order: str | None = None) -> None:
-        """Gated: release one held poll (in ``order``) and wait until the driver is quiet again.
-        Wall-clock: wait one declared poll interval plus a margin."""
+        """Gated: one observation (release the held poll and buffered events, in ``order``,
+        and wait until the driver is quiet again). Wall-clock: wait one declared poll interval
+        plus a margin."""
         if self.gate is None:
             deadline = time.monotonic() + self.poll_interval + self.poll_margin
             while (left := deadline - time.monotonic()) > 0:
@@ -464,23 +486,17 @@ class GrpcAdapter(DriverAdapter):
             return
         self._raise_if_broken()
         try:
-            self.gate.observe(order, self.step_timeout + self.poll_interval)
+            self.gate.observe(order, self.step_timeout + self.poll_interval, quiet=self.quiet)
         except GateError as exc:
-            raise self._failure(f"observation {self.gate.observations}: {exc}") from None
+            raise self._failure(f"observation {self.gate.observations + 1}: {exc}") from None
         self._raise_if_broken()
         self._wait_quiet()
 
     def snapshot(self, sandbox_id: str) -> Snapshot | None:
-        with self._cond:
-            return self._snaps.get(sandbox_id)
+        return self.watch.snapshot(sandbox_id)
 
     def events(self) -> list[Event]:
-        out: list[Event] = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
+        return self.watch.drain()
 
     def get_sandbox(self, sandbox_id: str, name: str = "") -> Snapshot | None:
         """``GetSandbox`` (None where the driver does not know the sandbox or lacks the RPC)."""
@@ -503,8 +519,7 @@ class GrpcAdapter(DriverAdapter):
                                       "(--sandbox-driver-cmd)")
         self._disconnect()
         self._stop_process()
-        with self._cond:
-            self._snaps.clear()  # the new stream starts with the full snapshot again
+        self.watch.forget()  # the new stream starts with the full snapshot again
         self._connect()
         self._wait_quiet()
 
@@ -512,63 +527,57 @@ class GrpcAdapter(DriverAdapter):
         dead = self._dead()
         if dead:
             raise DriverProcessError(dead)
-        if self._stream_error:
-            raise self._failure(self._stream_error)
+        if self.watch.error:
+            raise self._failure(self.watch.error)
 
     def describe(self) -> str:
         if self.gate is not None:
-            how = "exact: polls released by the observation gate"
+            how = "exact: polls and engine events released by the observation gate"
         else:
             how = f"timing approximate: wall-clock polls every {self.poll_interval}s"
-        return f"{super().describe()} ({how})"
+        version = f" version {self.version} (GetCapabilities)" if self.version else ""
+        return f"{self.name}{version} ({how})"
 
     def diagnostics(self) -> list[str]:
         """What crossed the boundary since the last call, in time order: the gRPC calls and
-        stream messages, and the gate's log of the driver's Docker API requests (by arrival);
-        then what the driver printed meanwhile."""
-        with self._cond:
+        stream messages, and the gate's log of the driver's Docker API requests (by arrival)
+        and of the engine events it let go; then what the driver printed meanwhile."""
+        with self._notes_lock:
             notes, self._notes = self._notes, []
         if self.gate is not None:
             notes += [(r.at, f"docker API: {r.describe()}") for r in self.gate.drain_log()]
         lines = [line for _, line in sorted(notes, key=lambda n: n[0])]
-        if self._log is not None and self._log.exists():
-            with open(self._log, "rb") as f:
-                f.seek(self._log_offset)
-                data = f.read()
-                self._log_offset += len(data)
-            lines += [f"driver output: {line}" for line in
-                      data.decode(errors="replace").splitlines()[-STDERR_TAIL:]]
+        if self.process is not None:
+            lines += [f"driver output: {line}" for line in self.process.new_output()]
         return lines
 
     def close(self) -> None:
-        self._closing = True
-        self._disconnect()
-        self._stop_process()
+        """Stop everything, each part even when another fails (the first failure is raised)."""
+        self.watch.closing = True
+        failures: list[BaseException] = []
+        for part in (self._disconnect, self._stop_process, self._close_gate, self._remove_tmp):
+            try:
+                part()
+            except Exception as exc:  # noqa: BLE001 - every part runs; the first is raised
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    def _close_gate(self) -> None:
         if self.gate is not None:
             self.gate.close()
+
+    def _remove_tmp(self) -> None:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, a function for the driver's process to run before it starts: be sent SIGTERM
-    if the suite dies (a SIGKILLed pytest must not leave drivers behind; Ctrl-C is handled by
-    ``close()``). Resolved here, in the parent: the child, forked from a process with threads,
-    must run as little Python as possible (no imports)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    term = int(signal.SIGTERM)
-    return lambda: prctl(1, term)  # PR_SET_PDEATHSIG
-
-
-_DIE_WITH_PARENT = _parent_death_signal()
+def channel(socket_path: str, authority: str = DEFAULT_AUTHORITY) -> grpc.Channel:
+    """An insecure channel to a driver's Unix socket with ``authority`` as every call's HTTP/2
+    ``:authority`` (grpcio's own, derived from the path, is refused by tonic servers)."""
+    return grpc.insecure_channel(f"unix:{socket_path}",
+                                 options=[("grpc.default_authority", authority)])
 
 
 def _check_options(socket: str | None, cmd: str | None, gate: str) -> None:
@@ -614,6 +623,9 @@ def probe(options: dict[str, str], engine: str) -> DriverProbe:
     socket, cmd, gate = options.get("socket"), options.get("cmd"), options.get("gate", "auto")
     _check_options(socket, cmd, gate)
     _floats(options)
+    if "authority" in options and not options["authority"].strip():
+        raise ValueError("openshell-grpc option authority='': give a host name (default "
+                         f"{DEFAULT_AUTHORITY})")
     if engine == "fake":
         raise ValueError("a driver process works on a real engine, and the suite must act on the "
                          "same one: add --sandbox-engine=docker (or podman) and its URL")
@@ -632,7 +644,7 @@ def factory(ctx: DriverContext) -> GrpcAdapter:
     o = ctx.options
     probe(o, ctx.engine.name)
     return GrpcAdapter(ctx, socket=o.get("socket"), cmd=o.get("cmd"), gate=o.get("gate", "auto"),
-                       token=o.get("token"), **_floats(o))
+                       token=o.get("token"), authority=o.get("authority"), **_floats(o))
 
 
 factory.probe = probe  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -186,9 +187,19 @@ class _Run:
         snap = getattr(self.engine, "snapshot", None)
         if snap is not None:
             all_containers = snap()  # oldest first
-        else:  # Docker's API lists newest first: make it oldest first, as the fake's snapshot
+        else:  # oldest first, as the fake's snapshot: by creation (Docker lists newest first,
+            # Podman oldest first); a list's Created counts whole seconds, so containers made in
+            # the same second are ordered by their inspect's nanoseconds
             all_containers = self.engine.list({self.adapter.labels.namespace: self.namespace})
-            all_containers.reverse()
+            per_second = Counter(c.created for c in all_containers)
+            precise: dict[str, int] = {}
+            for c in all_containers:
+                if per_second[c.created] > 1:
+                    try:
+                        precise[c.id] = self.engine.inspect(c.id).created
+                    except EngineError:
+                        pass  # gone meanwhile: its second decides
+            all_containers.sort(key=lambda c: (c.created, precise.get(c.id, 0)))
         ns_key = self.adapter.labels.namespace
         return [c for c in all_containers if c.labels.get(ns_key) == self.namespace]
 
