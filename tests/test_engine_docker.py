@@ -25,6 +25,7 @@ from pytest_sandbox_conformance.engines.base import (
     EngineError,
     EngineInvalid,
     EngineNotFound,
+    EngineUnavailable,
 )
 
 docker = pytest.importorskip("docker", reason="the Docker SDK is not installed ([live] extra)")
@@ -72,8 +73,7 @@ def _api_error(status: int, explanation: str):
 
 
 @pytest.mark.parametrize("status, cls", [(404, EngineNotFound), (409, EngineConflict),
-                                         (400, EngineInvalid), (500, EngineError),
-                                         (503, EngineError)])
+                                         (400, EngineInvalid), (500, EngineError)])
 def test_api_errors_map_to_engine_errors_by_status(status, cls):
     with pytest.raises(EngineError) as exc:
         with map_docker_errors():
@@ -82,6 +82,16 @@ def test_api_errors_map_to_engine_errors_by_status(status, cls):
     assert exc.value.status == status
     assert str(exc.value) == "what the engine said"
     assert isinstance(exc.value.__cause__, docker.errors.APIError)  # kept as the cause only
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_proxy_that_cannot_reach_the_engine_is_an_unavailable_engine(status):
+    with pytest.raises(EngineUnavailable) as exc:
+        with map_docker_errors("the docker engine at unix:///x.sock"):
+            raise _api_error(status, "upstream gone")
+    assert str(exc.value) == (f"cannot reach the docker engine at unix:///x.sock: it answered "
+                              f"{status}: upstream gone")
+    assert exc.value.status == 503
 
 
 @pytest.mark.parametrize("raised, status", [

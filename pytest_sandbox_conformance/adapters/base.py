@@ -185,14 +185,8 @@ def load_factory(spec: str) -> DriverFactory:
 
 
 def check_adapter(adapter: object, spec: str) -> DriverAdapter:
-    """Fail early, naming the missing parts, if a factory returned something else."""
-    missing = [m for m in ("create", "delete", "observe", "snapshot", "events", "restart",
-                           "capabilities", "labels") if not hasattr(adapter, m)]
-    if missing:
-        raise AdapterLoadError(f"--sandbox-driver={spec}: the factory returned {adapter!r}, "
-                               f"which lacks {', '.join(missing)}; see docs/adapters.md")
-    unknown = set(getattr(adapter, "capabilities")) - ADAPTER_CAPABILITIES
-    if unknown:
-        raise AdapterLoadError(f"--sandbox-driver={spec}: unknown capabilities {sorted(unknown)}; "
-                               f"known: {sorted(ADAPTER_CAPABILITIES)}")
-    return adapter  # type: ignore[return-value]
+    """Fail early, naming every problem, if a factory returned something else
+    (:func:`.validate.check_adapter`)."""
+    from .validate import check_adapter as check
+
+    return check(adapter, spec)

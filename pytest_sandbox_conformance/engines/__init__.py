@@ -18,6 +18,7 @@ from .base import (
     EngineError,
     EngineInvalid,
     EngineNotFound,
+    EngineUnavailable,
     Mount,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "EngineError",
     "EngineInvalid",
     "EngineNotFound",
+    "EngineUnavailable",
     "Mount",
 ]

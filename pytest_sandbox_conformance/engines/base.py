@@ -12,7 +12,10 @@ Callers:
   scenario's story.
 
 Every method raises :class:`EngineError` (or a subclass) on failure, never a backend's own
-exception type, so drivers can handle engine failures without importing docker.
+exception type, so drivers can handle engine failures without importing docker. A refusal (the
+engine answered: 404, 409, 400, 500) is an :class:`EngineError`; an engine that cannot be reached
+or does not answer is an :class:`EngineUnavailable` (503), which the suite treats as its own
+environment failing, never as the driver's.
 """
 
 from __future__ import annotations
@@ -54,9 +57,11 @@ __all__ = [
     "EngineError",
     "EngineInvalid",
     "EngineNotFound",
+    "EngineUnavailable",
     "LabelFilter",
     "SHORT_ID",
     "ids_match",
+    "unavailable_in",
     "valid_container_name",
 ]
 
@@ -120,6 +125,32 @@ class EngineInvalid(EngineError):
     status = 400
 
 
+class EngineUnavailable(EngineError):
+    """The engine cannot be reached or does not answer: connection refused or reset, its socket
+    missing, no answer within the per-call timeout (status 503). Unlike a refusal (404, 409, 400,
+    a 500 the engine answered), this says nothing about the request: the engine is not there.
+    ``since`` is the monotonic time at which the engine stopped answering (the start of the first
+    failed call of the streak), when the engine tracks it."""
+
+    status = 503
+
+    def __init__(self, message: str, *, since: float | None = None) -> None:
+        super().__init__(message)
+        self.since = since
+
+
+def unavailable_in(exc: BaseException | None) -> "EngineUnavailable | None":
+    """The :class:`EngineUnavailable` that ``exc`` is or was caused by (its ``__cause__`` and
+    ``__context__`` chain), or None: a driver's own error raised because the engine was gone."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, EngineUnavailable):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 #: A label filter: ``{"key": "value"}`` matches that exact value, ``{"key": None}`` matches the
 #: key with any value (Docker's ``label=key=value`` and ``label=key`` filters).
 LabelFilter = Mapping[str, "str | None"]
@@ -145,6 +176,9 @@ class Engine(abc.ABC):
 
     #: A short name for reports ("fake", "docker", "podman").
     name: str = "engine"
+    #: The monotonic time since which the engine has not answered (the start of the first call
+    #: of the current streak of :class:`EngineUnavailable`), None while it answers.
+    unavailable_since: float | None = None
 
     @abc.abstractmethod
     def create(self, spec: ContainerSpec) -> str:
@@ -202,6 +236,12 @@ class Engine(abc.ABC):
         Optional: engines without processes (the fake) raise :class:`NotImplementedError`.
         """
         raise NotImplementedError(f"engine {self.name} cannot run commands in containers")
+
+    def ping(self) -> None:
+        """Ask the engine whether it answers; :class:`EngineUnavailable` when it does not.
+
+        An in-memory engine always answers (the default does nothing).
+        """
 
     def close(self) -> None:
         """Release the engine's resources (connections, threads). Idempotent."""

@@ -9,12 +9,17 @@ httpx's ``map_httpcore_exceptions`` turns httpcore's exceptions into its own), s
 ever see :class:`~.base.EngineError` and its subclasses: the engine's HTTP status decides the class
 (404 :class:`~.base.EngineNotFound`, 409 :class:`~.base.EngineConflict`, 400
 :class:`~.base.EngineInvalid`, anything else :class:`~.base.EngineError` with that status), and an
-engine that cannot be reached at all is an :class:`~.base.EngineError` with status 503.
+engine that cannot be reached or does not answer (connection refused or reset, no socket, no
+answer within the per-call timeout, a proxy's 502/503/504) is an
+:class:`~.base.EngineUnavailable`, with one short reason (``cannot reach the docker engine at
+unix:///var/run/docker.sock (from base_url): connection refused``) rather than the transport's
+nested exceptions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import math
 import os
 import re
@@ -31,11 +36,13 @@ from .base import (
     EngineError,
     EngineInvalid,
     EngineNotFound,
+    EngineUnavailable,
     LabelFilter,
 )
 from .dockerapi import create_body, from_inspect
 
-__all__ = ["DockerEngine", "INSTALL_HINT", "map_docker_errors", "parse_created", "resolve_endpoint"]
+__all__ = ["DockerEngine", "INSTALL_HINT", "map_docker_errors", "parse_created", "resolve_endpoint",
+           "transport_reason"]
 
 #: What to install when the Docker SDK is missing.
 INSTALL_HINT = "pip install 'pytest-sandbox-conformance[live]'"
@@ -44,7 +51,9 @@ INSTALL_HINT = "pip install 'pytest-sandbox-conformance[live]'"
 #: (Docker fills ``HostConfig.Runtime`` with its default, Podman's compatible API says ``oci``).
 _DEFAULT_RUNTIME_ALIASES = frozenset({"", "oci"})
 
-_UNREACHABLE = 503
+#: Answers of a proxy in front of the engine (the observation gate, an SSH or TCP relay) that mean
+#: "the engine behind me is not there", and Docker's own "not available".
+_UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 #: The API version of the first request (``GET /version`` is unversioned; this only builds the
 #: client that asks). Every later request uses the version the engine reports.
 _PROBE_VERSION = "1.24"
@@ -73,11 +82,61 @@ def _error_for_status(status: int | None, message: str) -> EngineError:
     return EngineError(message, status=status or 500)
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, the exceptions in its arguments (urllib3 and requests nest them there) and its
+    ``__cause__``/``__context__`` chain, depth first, each once."""
+    stack, seen = [exc], set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        nested = [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+        nested += [x for x in (e.__cause__, e.__context__) if x is not None]
+        stack.extend(reversed(nested))
+
+
+def transport_reason(exc: BaseException, timeout: float | None = None) -> str:
+    """One short phrase for why a request did not get an answer: ``connection refused``,
+    ``no answer within 10 s``, ``it closed the connection without answering``..."""
+    for e in _causes(exc):
+        name = type(e).__name__
+        if isinstance(e, (TimeoutError, socket.timeout)) or name in (
+                "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ConnectTimeoutError"):
+            within = f" within {timeout:g} s" if timeout else ""
+            return f"no answer{within} (the per-call timeout)"
+        if isinstance(e, http.client.RemoteDisconnected):
+            return "it closed the connection without answering"
+        if isinstance(e, OSError) and e.errno:
+            return os.strerror(e.errno).lower()
+    return str(exc)
+
+
+def _close_leaked_sockets(exc: BaseException) -> None:
+    """The SDK's unix transport opens a socket in ``connect`` and drops it unclosed when the
+    connection fails (a ResourceWarning per failed call, printed at the end of a pytest run):
+    close the sockets still open in the frames of the failure."""
+    for e in _causes(exc):
+        tb = e.__traceback__
+        while tb is not None:
+            for value in tb.tb_frame.f_locals.values():
+                if isinstance(value, socket.socket) and value.fileno() != -1:
+                    try:
+                        value.close()
+                    except OSError:
+                        pass
+            tb = tb.tb_next
+
+
 @contextlib.contextmanager
-def map_docker_errors(where: str = "the Docker engine") -> Iterator[None]:
+def map_docker_errors(where: str = "the Docker engine",
+                      timeout: float | None = None) -> Iterator[None]:
     """Turn every Docker SDK (and transport) exception raised inside into an :class:`EngineError`.
 
-    ``where`` names the engine in messages about failed connections. Our own errors pass through.
+    ``where`` names the engine in messages about failed connections, ``timeout`` is the
+    per-request timeout (for the message of a request that got no answer). Our own errors pass
+    through.
     """
     docker = _import_docker()
     import requests  # noqa: PLC0415 - the SDK's transport, present whenever docker is
@@ -89,6 +148,9 @@ def map_docker_errors(where: str = "the Docker engine") -> Iterator[None]:
     except docker.errors.APIError as exc:
         status = exc.status_code
         message = str(exc.explanation or exc)
+        if status in _UNAVAILABLE_STATUSES:
+            raise EngineUnavailable(f"cannot reach {where}: it answered {status}: "
+                                    f"{message}") from exc
         raise _error_for_status(status, message) from exc
     except docker.errors.NullResource as exc:  # an empty ID or name; the API would answer 404
         raise EngineNotFound(f"No such container: (empty reference): {exc}") from exc
@@ -96,12 +158,14 @@ def map_docker_errors(where: str = "the Docker engine") -> Iterator[None]:
         # InvalidVersion, TLSParameterError, ContextException, "Error while fetching server API
         # version" (the engine is not there), ...
         text = str(exc)
-        status = _UNREACHABLE if "fetching server API version" in text else 500
-        raise EngineError(f"{where}: {text}", status=status) from exc
-    except requests.exceptions.RequestException as exc:  # refused, reset, timed out
-        raise EngineError(f"cannot reach {where}: {exc}", status=_UNREACHABLE) from exc
-    except OSError as exc:  # a socket error that slipped past requests
-        raise EngineError(f"cannot reach {where}: {exc}", status=_UNREACHABLE) from exc
+        if "fetching server API version" in text:
+            _close_leaked_sockets(exc)
+            raise EngineUnavailable(f"cannot reach {where}: "
+                                    f"{transport_reason(exc, timeout)}") from exc
+        raise EngineError(f"{where}: {text}", status=500) from exc
+    except (requests.exceptions.RequestException, OSError) as exc:  # refused, reset, timed out
+        _close_leaked_sockets(exc)
+        raise EngineUnavailable(f"cannot reach {where}: {transport_reason(exc, timeout)}") from exc
 
 
 def resolve_endpoint(base_url: str | None = None) -> tuple[str, Any, str]:
@@ -175,10 +239,18 @@ class DockerEngine(Engine):
     ``DOCKER_HOST``, else the current docker context, else the default socket); pass a URL such
     as ``unix:///run/podman/podman.sock``, ``tcp://host:2376`` or ``ssh://user@host`` for another
     engine. ``name`` is the engine's name in reports (``"podman"`` for Podman's compatible API).
-    ``timeout`` is the SDK's per-request timeout in seconds (a ``stop`` adds its own grace time).
-    The constructor asks the engine for its API version (one request, not counted) and speaks
-    that version from then on, so an engine that cannot be reached fails here, with an
-    :class:`EngineError` of status 503.
+    ``timeout`` is the SDK's per-request timeout in seconds (a ``stop`` adds its own grace time);
+    a request that gets no answer within it raises :class:`EngineUnavailable` (the suite passes a
+    fraction of ``--sandbox-engine-timeout``, so an engine that stops answering costs seconds per
+    call, not the SDK's 60). The constructor asks the engine for its API version (one request,
+    not counted) and speaks that version from then on, so an engine that cannot be reached fails
+    here, with an :class:`EngineUnavailable`.
+
+    **Availability.** :attr:`unavailable_since` is the monotonic time at which the current streak
+    of unanswered calls began (None while the engine answers); :meth:`ping` asks ``GET /_ping``.
+    Once a call went unanswered, each later call first tries the unix socket itself (a cheap
+    connect), so a dead engine is reported at once, without the SDK's retries or its leaked
+    sockets.
 
     **list versus inspect.** :meth:`list` is one ``GET /containers/json?all=1`` with label
     filters, whatever the number of containers, and builds each :class:`Container` from that
@@ -216,6 +288,8 @@ class DockerEngine(Engine):
         self._info: dict[str, Any] | None = None
         #: Whether the engine is Podman (its Docker-compatible API), from ``GET /version``.
         self.is_podman = False
+        self.timeout = timeout
+        self.unavailable_since: float | None = None
         self.base_url, tls, self.endpoint_source = resolve_endpoint(base_url)
         self._where = f"the {name} engine at {self.base_url} (from {self.endpoint_source})"
         self._api = self._connect(tls, timeout)
@@ -225,38 +299,46 @@ class DockerEngine(Engine):
         does, but closing the probe's connection when the engine is not there)."""
         client_class = self._docker.APIClient
         self._check_unix_socket()
-        with map_docker_errors(self._where):
+        with map_docker_errors(self._where, timeout):
             probe = client_class(base_url=self.base_url, version=_PROBE_VERSION,
                                  timeout=timeout, tls=tls)
             try:
                 answer = probe.version(api_version=False)
                 version = answer["ApiVersion"]
+            except EngineError:
+                raise
             except Exception as exc:
-                raise EngineError(f"{self._where}: cannot reach the engine: {exc}",
-                                  status=_UNREACHABLE) from exc
+                _close_leaked_sockets(exc)
+                raise EngineUnavailable(f"cannot reach {self._where}: "
+                                        f"{transport_reason(exc, timeout)}") from exc
             finally:
                 probe.close()
             self.is_podman = any("podman" in str(c.get("Name", "")).lower()
                                  for c in answer.get("Components") or ())
             return client_class(base_url=self.base_url, version=version, timeout=timeout, tls=tls)
 
+    def _unix_path(self) -> str | None:
+        for prefix in ("http+unix://", "unix://"):
+            if self.base_url.startswith(prefix):
+                return self.base_url[len(prefix):]
+        return None
+
     def _check_unix_socket(self) -> None:
         """Fail cleanly when a unix socket is not there: the SDK's unix transport leaks its socket
         object when the connection fails (a ResourceWarning), so we try it ourselves first."""
-        url = self.base_url
-        for prefix in ("http+unix://", "unix://"):
-            if url.startswith(prefix):
-                path = url[len(prefix):]
-                break
-        else:
+        path = self._unix_path()
+        if path is None:
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(5)
+            sock.settimeout(min(5.0, self.timeout))
             sock.connect(path)
         except OSError as exc:
-            raise EngineError(f"{self._where}: cannot reach the engine: {exc}",
-                              status=_UNREACHABLE) from exc
+            reason = transport_reason(exc, self.timeout)
+            if isinstance(exc, FileNotFoundError):
+                reason = f"no socket at {path}"
+            raise EngineUnavailable(f"cannot reach {self._where}: {reason}",
+                                    since=self.unavailable_since) from exc
         finally:
             sock.close()
 
@@ -277,15 +359,33 @@ class DockerEngine(Engine):
         self._check_open()
         self.calls[op] += 1
         started = time.perf_counter()
+        began = time.monotonic()
         try:
-            with map_docker_errors(self._where):
+            if self.unavailable_since is not None:
+                self._check_unix_socket()  # dead: say so at once (no SDK retries, no leak)
+            with map_docker_errors(self._where, self.timeout):
                 yield
+        except EngineUnavailable as exc:
+            if self.unavailable_since is None:
+                self.unavailable_since = began
+            exc.since = self.unavailable_since
+            raise
+        except EngineError:
+            self.unavailable_since = None  # it answered (a refusal is an answer)
+            raise
+        else:
+            self.unavailable_since = None
         finally:
             self.api_seconds += time.perf_counter() - started
 
     def _check_open(self) -> None:
         if self.closed:
             raise EngineError(f"{self._where}: the engine was closed")
+
+    def ping(self) -> None:
+        """``GET /_ping``: :class:`EngineUnavailable` when the engine does not answer."""
+        with self._call("ping"):
+            self._api.ping()
 
     def info(self) -> dict[str, Any]:
         """The engine's ``docker info`` (fetched once, then cached)."""

@@ -6,11 +6,14 @@ creates carries the label ``sandbox-conformance.session=<session>``. A session h
 lock on ``<lock dir>/<session>.lock`` while it lives.
 
 * At start the controller **sweeps** leftovers of earlier sessions that died (crashed, killed):
-  containers whose session's lock file exists in the lock folder but is no longer held. Sessions
-  it knows nothing about (another machine's, on a shared remote engine) are left alone, and so
-  is every container without one of the suite's labels.
+  containers whose session's lock file exists in the lock folder but is no longer held, and those
+  lock files themselves (also the ones of dead sessions that left no container). Sessions it
+  knows nothing about (another machine's, on a shared remote engine) are left alone, and so is
+  every container without one of the suite's labels.
 * Each run removes its containers when it ends (pass, failure or Ctrl-C), and the session removes
-  whatever is left of it at the end, unless ``--sandbox-keep``.
+  whatever is left of it at the end, unless ``--sandbox-keep``. A session that cannot (its engine
+  stopped answering) keeps its lock *file* when it ends (the lock itself is released with the
+  process), so it is a dead session to the next one, whose sweep removes its containers.
 
 Parallel workers (pytest-xdist) share the session id (from xdist's ``testrun_uid``) and use
 distinct run namespaces, so they never see each other's containers. No pytest here.
@@ -45,6 +48,10 @@ class SweepResult:
     removed: list[str] = field(default_factory=list)
     #: Containers of sessions this machine knows nothing about (left alone).
     foreign: int = 0
+    #: The dead sessions whose containers or lock files were removed.
+    sessions: list[str] = field(default_factory=list)
+    #: Lock files of dead sessions removed.
+    locks: int = 0
 
 
 class LiveSession:
@@ -74,25 +81,38 @@ class LiveSession:
     def acquire(self) -> None:
         """Hold this session's lock (the controller does, for the whole session)."""
         self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.lock_dir / f"{self.session}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = self.lock_dir / f"{self.session}.lock"
+        while True:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # a sweep removed the file between our open and our lock: again
         self._lock_fd = fd
 
-    def release(self) -> None:
+    def release(self, keep_file: bool = False) -> None:
+        """Release the lock; remove the lock file unless ``keep_file`` (containers are left:
+        the next session must see this one as dead and sweep them)."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-            try:
-                (self.lock_dir / f"{self.session}.lock").unlink()
-            except OSError:
-                pass
+            if not keep_file:
+                try:
+                    (self.lock_dir / f"{self.session}.lock").unlink()
+                except OSError:
+                    pass
 
     def _dead(self, session: str) -> bool:
         """True iff ``session`` ran on this machine and no process holds its lock any more."""
         path = self.lock_dir / f"{session}.lock"
-        if not path.exists():
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
             return False
-        fd = os.open(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -100,6 +120,22 @@ class LiveSession:
         else:
             fcntl.flock(fd, fcntl.LOCK_UN)
             return True
+        finally:
+            os.close(fd)
+
+    def _remove_lock_if_dead(self, session: str) -> bool:
+        """Remove ``session``'s lock file if nobody holds it (unlinked while we hold it)."""
+        path = self.lock_dir / f"{session}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+            return True
+        except OSError:
+            return False
         finally:
             os.close(fd)
 
@@ -132,23 +168,31 @@ class LiveSession:
                 result.removed.extend(self.engine.remove_all([c.id], force=True))
             else:
                 result.foreign += 1
+        # Every dead session's lock file goes, also of those that left no container (killed
+        # after their cleanup, or before they made any).
+        try:
+            locks = sorted(p.stem for p in self.lock_dir.glob("*.lock"))
+        except OSError:
+            locks = []
+        for session in locks:
+            if session == self.session or not re.fullmatch(r"[0-9a-f]{8}", session):
+                continue
+            if dead.get(session, True) and self._remove_lock_if_dead(session):
+                result.locks += 1
+                if session not in result.sessions:
+                    result.sessions.append(session)
         for session, was_dead in dead.items():
-            if was_dead:
-                try:
-                    (self.lock_dir / f"{session}.lock").unlink()
-                except OSError:
-                    pass
+            if was_dead and session not in result.sessions:
+                result.sessions.append(session)
         return result
 
     def leftovers(self) -> list[Container]:
         return [c for c in self._ours_or_suite() if self.session_of(c) == self.session]
 
     def cleanup(self) -> list[str]:
-        """Remove every container of this session still there."""
-        try:
-            return self.engine.remove_all([c.id for c in self.leftovers()], force=True)
-        except EngineError:
-            return []
+        """Remove every container of this session still there; :class:`EngineError` when the
+        engine cannot be asked or refuses (then some may be left)."""
+        return self.engine.remove_all([c.id for c in self.leftovers()], force=True)
 
 
 # -- opening a real engine -------------------------------------------------------------------------
@@ -156,12 +200,13 @@ class LiveSession:
 PODMAN_SOCKET = "unix:///run/podman/podman.sock"
 
 
-def open_engine(kind: str, url: str | None) -> Engine:
+def open_engine(kind: str, url: str | None, timeout: float = 60.0) -> Engine:
     """A real engine: ``docker`` (``url`` or DOCKER_HOST/context/default) or ``podman``
-    (``url``, else ``CONTAINER_HOST``, else the rootful Podman API socket)."""
+    (``url``, else ``CONTAINER_HOST``, else the rootful Podman API socket); ``timeout`` is the
+    per-call timeout."""
     from ..engines.docker import DockerEngine
 
     if kind == "podman" and url is None:
         url = os.environ.get("CONTAINER_HOST") or PODMAN_SOCKET
-    return DockerEngine(url, name=kind)
+    return DockerEngine(url, name=kind, timeout=timeout)
 

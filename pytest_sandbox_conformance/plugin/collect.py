@@ -38,6 +38,8 @@ class Session(Protocol):
 
     def decorate(self, item: "ScenarioItem") -> None: ...
 
+    def play_item(self, item: "ScenarioItem") -> None: ...
+
     def run_item(self, item: "ScenarioItem") -> None: ...
 
     def not_collected(self, parent: str, scenario: Scenario, reason: str) -> None:
@@ -120,7 +122,12 @@ class ScenarioItem(pytest.Item):
         else:
             self.user_properties.append(("sandbox_schedules", str(len(schedules))))
 
+    def setup(self) -> None:
+        # The play: what keeps the item from being judged (the engine gone) is an error.
+        self.owner.play_item(self)
+
     def runtest(self) -> None:
+        # The verdict: the driver's conformance failure, if the play found one.
         self.owner.run_item(self)
 
     def repr_failure(self, excinfo, style=None):  # type: ignore[override]

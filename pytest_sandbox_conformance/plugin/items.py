@@ -1,4 +1,11 @@
-"""Running one item: every schedule it holds, and the smallest failure."""
+"""Running one item: every schedule it holds, and the smallest failure.
+
+An item *plays* in pytest's setup phase and is *judged* in its call phase: :func:`play_item` plays
+every schedule and keeps the smallest conformance failure on the item; :func:`run_item` raises
+it. So what keeps an item from being judged (the suite's engine gone, a story step the engine
+refused) is an **error** of the item, and only the driver's conformance failures are
+**failures**. (``--setup-only`` and ``--setup-plan`` play nothing.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from ..reports.json_report import failure_to_json
 from ..run.failure import ConformanceFailure
 from ..run.runner import RunConfig, play
 
-__all__ = ["PROGRESS_EVERY", "Progress", "progress_for", "run_item"]
+__all__ = ["PROGRESS_EVERY", "Progress", "play_item", "progress_for", "run_item"]
 
 #: Seconds between two progress lines of a long item (with ``-v``).
 PROGRESS_EVERY = 3.0
@@ -56,10 +63,12 @@ def progress_for(config, item) -> Progress | None:
     return Progress(write, item.name, len(item.schedules))
 
 
-def run_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> None:
-    """Play each of the item's schedules; raise the smallest failing one (fewest observations and
-    restarts, then by id), as Hypothesis shows its smallest example. The failure's data for the
-    reports is left on ``item.sandbox_failure``."""
+def play_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> None:
+    """Play each of the item's schedules; keep the smallest failing one (fewest observations and
+    restarts, then by id, as Hypothesis shows its smallest example) for :func:`run_item`, and its
+    data for the reports on ``item.sandbox_failure``. An engine outage or a story error ends the
+    item at once (it propagates: an error of the item's setup)."""
+    item.sandbox_conformance_failure = None
     failures: list[ConformanceFailure] = []
     for done, sched in enumerate(item.schedules, 1):
         try:
@@ -82,4 +91,11 @@ def run_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None =
         item.sandbox_failure = {**failure_to_json(smallest, failed=len(failures),
                                                   total=len(item.schedules)),
                                 "broken": broken}
-        raise smallest
+        item.sandbox_conformance_failure = smallest
+
+
+def run_item(item) -> None:
+    """The item's verdict: raise the failure its play kept, if any."""
+    failure = getattr(item, "sandbox_conformance_failure", None)
+    if failure is not None:
+        raise failure

@@ -50,6 +50,9 @@ OPTIONS = (
     Option("engine_url", "where the real engine listens (default: DOCKER_HOST, else the current "
            "docker context, else the default socket; for podman unix:///run/podman/podman.sock)",
            metavar="URL"),
+    Option("engine_timeout", "a real engine that does not answer for this long stops the "
+           "session (verdict incomplete: engine unavailable); each engine call waits a third of "
+           "it, at least 1 s (default 30)", "30", metavar="SECONDS"),
     Option("keep", "keep the containers of a live run for debugging (prints how to remove them)",
            False, "bool"),
     Option("gpu", "GPU scenarios on a live engine: auto (run where the engine supports GPU "
@@ -157,6 +160,13 @@ class Settings:
     claim: Path | None = None
     #: The claim's implementation: organization, project, url, version (str), contact (list).
     implementation: dict[str, Any] | None = None
+    #: Seconds a real engine may not answer before the session stops (--sandbox-engine-timeout).
+    engine_timeout: float = 30.0
+
+    @property
+    def engine_call_timeout(self) -> float:
+        """The per-call timeout of a real engine: a third of the engine timeout, 1 to 60 s."""
+        return min(60.0, max(1.0, self.engine_timeout / 3))
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -206,6 +216,8 @@ class Settings:
             raise pytest.UsageError(f"--sandbox-gpu={get['gpu']}: use auto or required or off")
         if get["engine"] == "fake":
             ignored = [f for f, on in (("--sandbox-engine-url", get["engine_url"]),
+                                       ("--sandbox-engine-timeout",
+                                        given["engine_timeout"] is not None),
                                        ("--sandbox-keep", get["keep"]),
                                        ("--sandbox-gpu", get["gpu"] != "auto")) if on]
             if ignored:
@@ -214,6 +226,7 @@ class Settings:
                                         "would ignore it")
         if get["engine_url"]:
             checks.check_url(get["engine_url"])
+        engine_timeout = checks.check_seconds("--sandbox-engine-timeout", get["engine_timeout"])
         options = {}
         for item in get["driver_option"]:
             key, sep, value = item.partition("=")
@@ -300,7 +313,8 @@ class Settings:
             random_seed=seed, replay=replay,
             report=outputs["report"], html=outputs["html"], claim=outputs["claim"],
             implementation=_implementation(get["implementation"]), image=get["image"],
-            driver_options=options, state_dir=state_dir, flag_options=flag_options)
+            driver_options=options, state_dir=state_dir, flag_options=flag_options,
+            engine_timeout=engine_timeout)
 
 
 #: The keys of --sandbox-implementation (the Gateway API's Implementation).

@@ -1,6 +1,9 @@
 """The conformance suite of one pytest session: a plugin object registered by ``pytest_configure``
-when the suite is on. It probes the driver, opens the engine, collects the scenario files, runs
-items through the runner and writes the reports."""
+when the suite is on. It checks the driver's adapter (``adapters/validate.py``), opens the engine,
+collects the scenario files, runs items through the runner (each item plays in its setup phase,
+so an engine outage or a refused story step is an *error* of the item, and is judged in its call
+phase: see ``items.py``), stops the session once the engine has not answered for
+``--sandbox-engine-timeout`` (``outage.py``) and writes the reports."""
 
 from __future__ import annotations
 
@@ -12,13 +15,18 @@ import pytest
 
 from ..exploration.plan import Mode
 from ..scenario.schema import CAPABILITIES
-from .items import progress_for, run_item
+from .items import play_item, progress_for, run_item
+from .leftovers import StateFolders, finish_live
 from .option_checks import check_factory
 from .options import Settings
+from .outage import EngineWatch
 from .replay import replay_command
 from .results import Results
 
 __all__ = ["Suite"]
+
+#: The watchdog's deadline for one call of an in-process adapter without --sandbox-step-timeout.
+DEFAULT_STEP_TIMEOUT = 30.0
 
 #: What each engine offers scenarios.
 ENGINE_CAPABILITIES = {
@@ -57,6 +65,10 @@ class Suite:
         else:
             self.engine_caps = self._start_live()
         self.capabilities = self.driver_caps | self.engine_caps
+        self.watch = EngineWatch(self.engine, settings.engine_timeout)
+        self.state_folders = StateFolders(self.state_base())
+        #: What the end of a live session has to say (containers kept or left).
+        self.leftover_message: str | None = None
         # What collection needs of the session (plugin/collect.py's Session).
         self.replay = settings.replay
         self.engine_name = settings.engine
@@ -69,45 +81,38 @@ class Suite:
     # -- driver and engine -----------------------------------------------------------------------
 
     def _probe(self) -> tuple[frozenset[str], str]:
-        """The driver's capabilities and name: from the factory's ``probe(options, engine)``, its
-        ``capabilities`` attribute, or a throwaway instance on the fake engine."""
-        from ..adapters.base import AdapterLoadError, DriverContext, check_adapter
-        from ..engines.fake import FakeEngine
+        """The driver's capabilities and name, once its adapter is checked: from the factory's
+        ``probe(options, engine)``, its ``capabilities`` attribute, or a throwaway instance on
+        the fake engine (``adapters/validate.py``); every problem is one line of a usage
+        error."""
+        from ..adapters.base import AdapterLoadError
+        from ..adapters.validate import validate_driver
 
         s = self.settings
+        try:
+            found = validate_driver(self.factory, s.driver, dict(s.driver_options), s.engine,
+                                    s.image, self.step_timeout)
+        except AdapterLoadError as exc:
+            raise pytest.UsageError(str(exc)) from None
         #: exact, or approximate (wall-clock observations of an out-of-process driver)
-        self.timing = "exact"
+        self.timing = found.timing
         #: The one namespace of a driver that is already running, if the factory says so.
-        self.fixed_namespace: str | None = None
-        probe = getattr(self.factory, "probe", None)
-        if callable(probe):
-            try:
-                found = probe(dict(s.driver_options), s.engine)
-            except ValueError as exc:
-                raise pytest.UsageError(f"--sandbox-driver={s.driver}: {exc}") from None
-            self.timing = found.timing
-            self.fixed_namespace = found.namespace
-            if found.namespace and (getattr(self.config.option, "numprocesses", None)
-                                    or self._is_worker()):
-                raise pytest.UsageError(
-                    f"--sandbox-driver={s.driver}: a running driver works in one namespace "
-                    f"({found.namespace}), so scenarios must run one at a time: drop -n")
-            return frozenset(found.capabilities), found.name
-        caps = getattr(self.factory, "capabilities", None)
-        if caps is not None:
-            return frozenset(caps), getattr(self.factory, "name", s.driver)
-        with tempfile.TemporaryDirectory(prefix="sbx-probe-") as tmp:
-            try:
-                adapter = self.factory(DriverContext(FakeEngine(), Path(tmp), "probe", s.image,
-                                                     dict(s.driver_options)))
-                adapter = check_adapter(adapter, s.driver)
-            except AdapterLoadError as exc:
-                raise pytest.UsageError(str(exc)) from None
-            try:
-                self.timing = getattr(adapter, "timing", "exact")
-                return frozenset(adapter.capabilities), adapter.describe()
-            finally:
-                adapter.close()
+        self.fixed_namespace: str | None = found.namespace
+        if found.namespace and (getattr(self.config.option, "numprocesses", None)
+                                or self._is_worker()):
+            raise pytest.UsageError(
+                f"--sandbox-driver={s.driver}: a running driver works in one namespace "
+                f"({found.namespace}), so scenarios must run one at a time: drop -n")
+        return found.capabilities, found.name
+
+    @property
+    def step_timeout(self) -> float:
+        """The watchdog's deadline for one adapter call (``--sandbox-step-timeout``)."""
+        value = self.settings.driver_options.get("step_timeout")
+        try:
+            return float(value) if value else DEFAULT_STEP_TIMEOUT
+        except ValueError:
+            return DEFAULT_STEP_TIMEOUT
 
     def _is_worker(self) -> bool:
         return hasattr(self.config, "workerinput")
@@ -124,7 +129,7 @@ class Suite:
         try:
             from ..engines.image import ensure_image
 
-            self.engine = open_engine(s.engine, s.engine_url)
+            self.engine = open_engine(s.engine, s.engine_url, timeout=s.engine_call_timeout)
             ensure_image(self.engine, s.image)
         except (EngineError, ImportError) as exc:
             if self.engine is not None:
@@ -186,22 +191,27 @@ class Suite:
                         extra_labels=self.live.labels(),
                         namespace_prefix=self.live.namespace_prefix)
         return RunConfig(driver=self.factory, engine=self.make_engine, image=self.settings.image,
-                         namespace=self.fixed_namespace, **live,
+                         namespace=self.fixed_namespace, step_timeout=self.step_timeout, **live,
                          state_root=self.state_root(), replay=self.replay_command,
                          driver_options=dict(self.settings.driver_options))
 
     def state_root(self) -> Path | None:
-        """Where each run's state folder goes: --sandbox-state-dir, else a memory-backed folder
-        (/dev/shm) when there is one, else the system's temporary folder. Journals fsync on
-        every change; on a memory-backed folder that costs nothing, and no check depends on real
-        disk durability (crashes are injected, not suffered)."""
+        """Where each run's state folder goes: this process's session state folder
+        (``leftovers.StateFolders``) under the state base."""
+        return self.state_folders.path()
+
+    def state_base(self) -> Path:
+        """--sandbox-state-dir, else a memory-backed folder (/dev/shm) when there is one, else
+        the system's temporary folder. Journals fsync on every change; on a memory-backed folder
+        that costs nothing, and no check depends on real disk durability (crashes are injected,
+        not suffered)."""
         if self.settings.state_dir is not None:
             self.settings.state_dir.mkdir(parents=True, exist_ok=True)
             return self.settings.state_dir
         shm = Path("/dev/shm")
         if shm.is_dir() and os.access(shm, os.W_OK):
             return shm
-        return None
+        return Path(tempfile.gettempdir())
 
     def replay_command(self, scenario, schedule) -> str:
         return replay_command(self.settings, scenario, schedule)
@@ -286,8 +296,46 @@ class Suite:
 
     # -- running ---------------------------------------------------------------------------------
 
+    def play_item(self, item) -> None:
+        """The item's setup phase: play it (an engine outage or a story error raises here: an
+        error of the item)."""
+        opt = self.config.option
+        if getattr(opt, "setuponly", False) or getattr(opt, "setupplan", False):
+            return
+        self.watch.play(item, lambda: play_item(item, self.run_config(),
+                                                progress_for(self.config, item)))
+
     def run_item(self, item) -> None:
-        run_item(item, self.run_config(), progress_for(self.config, item))
+        """The item's call phase: its verdict."""
+        run_item(item)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """An item's setup error shows its one block, and the block's first line as the
+        message (-r, JUnit), as a conformance failure does."""
+        outcome = yield
+        self.watch.shape_report(item, call, outcome.get_result())
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """With -q pytest prints no header; the live session's id is printed anyway (it names
+        the containers to look for)."""
+        if self.live is None or self._is_worker() or self.config.get_verbosity() >= 0:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(self.live_header())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.watch.seen(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
+        if not self._is_worker():
+            for line in self.watch.summary():
+                terminalreporter.write_line(line)
+            if self.leftover_message:
+                terminalreporter.write_line(self.leftover_message)
 
     def not_collected(self, parent: str, scenario, reason: str) -> None:
         self.results.not_collected(parent, scenario, reason)
@@ -302,6 +350,9 @@ class Suite:
             lines.append("sandbox conformance: TIMING APPROXIMATE: the driver polls on its own "
                          "clock and the suite waits for it (no observation gate); schedules are "
                          "not exact and results are marked timing-approximate")
+        if self.state_folders.swept:
+            lines[0] += (f"; swept {len(self.state_folders.swept)} state folder(s) of dead "
+                         "processes")
         if self.live is not None:
             lines.append(self.live_header())
         return lines
@@ -314,6 +365,8 @@ class Suite:
         swept = ""
         if self.swept is not None:
             swept = (f"; swept {len(self.swept.removed)} leftover container(s) of dead sessions"
+                     + (f" ({', '.join(self.swept.sessions)}; {self.swept.locks} lock file(s))"
+                        if self.swept.sessions else "")
                      + (f", left {self.swept.foreign} of other live sessions alone"
                         if self.swept.foreign else ""))
         return (f"live engine {s.engine} at {getattr(self.engine, 'base_url', '?')}, image "
@@ -321,26 +374,15 @@ class Suite:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self._is_worker():
-            self._finish_live()
-
-    def _finish_live(self) -> None:
-        """Remove what is left of this session (also after Ctrl-C), or say how to."""
-        if self.live is None:
-            return
         try:
-            if self.settings.keep:
-                left = self.live.leftovers()
-                if left:
-                    from ..live import SESSION_LABEL
-
-                    print(f"\nsandbox conformance: kept {len(left)} container(s) "
-                          f"(--sandbox-keep); remove them with:\n  docker rm -f $(docker ps -aq "
-                          f"--filter label={SESSION_LABEL}={self.live.session})\n  (containers "
-                          "of drivers that do not apply sandbox labels carry the namespace "
-                          f"label {self.live.namespace_prefix}-*)")
-            else:
-                self.live.cleanup()
+            if not self._is_worker() and self.live is not None:
+                try:
+                    message = finish_live(self.live, self.settings.keep)
+                finally:
+                    self.engine.close()
+                if message:  # said at the end of the terminal summary (or now, without one)
+                    if self.config.pluginmanager.get_plugin("terminalreporter") is None:
+                        print("\n" + message)
+                    self.leftover_message = message
         finally:
-            self.live.release()
-            self.engine.close()
+            self.state_folders.close()

@@ -1,4 +1,5 @@
-"""What a failed play tells people: :class:`ConformanceFailure` and :class:`StoryError`.
+"""What a failed play tells people: :class:`ConformanceFailure`, :class:`StoryError`, and
+:class:`EngineOutage` for a play the suite's own engine cut short.
 
 A play records every broken check as it goes (a *soft* failure: the story goes on, so a driver
 is reported for everything it does wrong, not only for the first thing), and ends with one
@@ -10,11 +11,16 @@ A story step the engine refuses (a clone that cannot start, a rename onto a take
 name, a step on a container that is gone) is no failure of the driver: the story cannot be
 played. The play then ends with a :class:`StoryError` (``kind = "story"``), an *error* of the
 scenario or of its environment, with the step, the engine's message and the timeline so far.
-Pure: no pytest.
+
+An :class:`EngineOutage` (``kind = "engine"``) is no failure of the driver either: the engine the
+suite plays the story on (and an in-process driver uses) could not be reached or stopped
+answering. It carries the timeline so far, but prints as one short block: what the suite was
+doing, the engine, the error. Pure: no pytest.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 from ..exploration.schedule import Schedule
@@ -22,7 +28,7 @@ from ..scenario.model import Scenario, Step
 from .checks import Failure
 from .timeline import Timeline
 
-__all__ = ["ConformanceFailure", "StoryError"]
+__all__ = ["ConformanceFailure", "EngineOutage", "StoryError"]
 
 
 class ConformanceFailure(Exception):
@@ -154,6 +160,51 @@ class StoryError(Exception):
         lines += ["", "timeline:", self.timeline.render()]
         lines += self.notes
         lines += ["", "replay:", f"  {self.replay}"]
+        return "\n".join(lines)
+
+    __str__ = render
+
+
+class EngineOutage(Exception):
+    """The suite's engine could not be reached or did not answer during a play (or before it).
+
+    ``kind`` is ``"engine"``: an environment failure, never the driver's; reports give the run
+    the verdict ``incomplete (engine unavailable)``. ``doing`` says what the suite was doing
+    (``scenario gap-missed [no-poll-in-gap], step 3 (stop A)``), ``engine`` names the engine and
+    where it listens, ``error`` is the engine's one-line error, ``since`` the monotonic time at
+    which the engine stopped answering, ``timeline`` what the play did up to then (None for an
+    item that was not played), ``left`` the containers of the play the suite could not remove.
+    """
+
+    kind = "engine"
+
+    def __init__(self, error: str, *, doing: str, engine: str, since: float | None = None,
+                 timeline: Timeline | None = None, scenario: Scenario | None = None,
+                 schedule: Schedule | None = None, left: int | None = None) -> None:
+        self.error = error
+        self.doing = doing
+        self.engine = engine
+        self.since = since if since is not None else time.monotonic()
+        self.timeline = timeline
+        self.scenario = scenario
+        self.schedule = schedule
+        self.left = left
+        #: Lines the session adds (how long the engine has been gone, what happens next).
+        self.notes: list[str] = []
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        """One line."""
+        return f"engine unavailable: {self.error}"
+
+    def render(self) -> str:
+        lines = [self.summary(), f"  while:  {self.doing}", f"  engine: {self.engine}"]
+        if self.left:
+            lines.append(f"  left:   {self.left} container(s) of this run could not be removed "
+                         "(the session removes them when the engine answers again, else the "
+                         "next run on this machine sweeps them)")
+        lines += [f"  {note}" for note in self.notes]
+        lines.append("  not judged: this is the suite's environment failing, not the driver")
         return "\n".join(lines)
 
     __str__ = render

@@ -10,12 +10,21 @@ A broken check is recorded where it was seen and the story goes on (a soft failu
 is reported for everything it gets wrong; the play then ends with one
 :class:`~.failure.ConformanceFailure` carrying every failure, the first leading. Only what makes
 the rest of the story meaningless ends it at once: the driver failing as a process
-(:class:`DriverUnavailable`, check ``driver``), or a create after which the suite cannot tell
-which container is the sandbox's. A story step the engine refuses (an external step: a clone
-that cannot start, a rename onto a taken name, a step on a container that is gone) ends it with
-a :class:`~.failure.StoryError`: the story could not be played, which is no failure of the
-driver. Cleanup (the driver, the engine's containers of this run, the state folder) always
-happens, in ``finally``.
+(:class:`DriverUnavailable`, check ``driver``; an adapter call that raises or never returns,
+check ``driver``; one that returns a wrong type, check ``adapter``: see ``guard.py``), or a create
+after which the suite cannot tell which container is the sandbox's. A story step the engine
+refuses (an external step: a clone that cannot start, a rename onto a taken name, a step on a
+container that is gone) ends it with a :class:`~.failure.StoryError`: the story could not be
+played, which is no failure of the driver. Cleanup (the driver, the engine's containers of this
+run, the state folder) always happens, in ``finally``, and never hides what ended the play.
+
+**The engine is the suite's environment.** When the engine the suite plays on (and an in-process
+driver uses) cannot be reached or stops answering, the play ends with an
+:class:`~.failure.EngineOutage` (``kind = "engine"``), never a conformance failure or a story
+error: a suite call that gets no answer is one at once; a driver's failure (a poll that failed,
+a driver process that died, a call that never returned) is one when the engine does not answer a
+``ping`` either; otherwise it stays the driver's (a driver must report a failed poll as the
+contract says).
 
 No pytest here: the plugin is a thin face over :func:`play`.
 """
@@ -32,7 +41,7 @@ from typing import Callable, Sequence
 
 from reference_driver.naming import backup_name, canonical_name
 
-from ..adapters.base import DriverAdapter, DriverContext, DriverFactory, DriverUnavailable
+from ..adapters.base import DriverContext, DriverFactory, DriverUnavailable
 from ..api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot, phase_of
 from ..engines.base import (
     Container,
@@ -40,19 +49,23 @@ from ..engines.base import (
     DeviceRequest,
     Engine,
     EngineError,
+    EngineUnavailable,
     EngineNotFound,
     ids_match,
+    unavailable_in,
 )
 from ..engines.clone import clone_spec
 from ..exploration.schedule import Schedule
 from ..scenario.model import Expect, Scenario, Step
 from .checks import Failure, View, checks_for
-from .failure import ConformanceFailure, StoryError
+from .failure import ConformanceFailure, EngineOutage, StoryError
 from .gateway import DurableState, Gateway
+from .guard import AdapterFault, GuardedAdapter
 from .oracle import Oracle
 from .timeline import Timeline
 
-__all__ = ["ConformanceFailure", "RunConfig", "RunResult", "StoryError", "Timeline", "play"]
+__all__ = ["ConformanceFailure", "EngineOutage", "RunConfig", "RunResult", "StoryError",
+           "Timeline", "play"]
 
 #: Quiet observations after the story, alternating list orders: at least SETTLE_MIN, and more
 #: until the contract's own state has reached its fixpoint (an observation at which no ownership
@@ -99,6 +112,9 @@ class RunConfig:
     #: One namespace for every run (a driver that is already running has one); None: a fresh
     #: ``{namespace_prefix}-{run}`` per run.
     namespace: str | None = None
+    #: The longest one adapter call may take (the watchdog, ``--sandbox-step-timeout``); the
+    #: factory, ``restart()`` and ``close()`` get at least ``adapters.watchdog.START_TIMEOUT``.
+    step_timeout: float = 30.0
 
 
 @dataclass
@@ -142,7 +158,9 @@ class _Run:
         self.namespace = config.namespace or f"{config.namespace_prefix}-{run_id}"
         self.state_dir = Path(tempfile.mkdtemp(prefix="sbx-state-", dir=config.state_root))
         self.engine = config.engine()
-        self.adapter: DriverAdapter | None = None
+        self.adapter: GuardedAdapter | None = None
+        #: Set once the engine was found gone: cleanup then leaves the engine alone.
+        self.outage: EngineOutage | None = None
         self.gateway = Gateway()
         self.bindings: dict[str, str] = {}
         # On a shared real engine container names are global: make sandbox ids (and so the
@@ -212,6 +230,8 @@ class _Run:
             if cid not in seen:
                 try:
                     found.append(self.engine.inspect(cid))
+                except EngineUnavailable:
+                    raise
                 except EngineError:
                     continue  # gone
                 seen.add(cid)
@@ -236,6 +256,8 @@ class _Run:
             code, output = self.engine.exec(cid, LOOK_INSIDE)
         except NotImplementedError:
             return None
+        except EngineUnavailable:
+            raise
         except EngineError as exc:
             return f"(cannot run a command inside: {exc})"
         self.tl.add(f"inside {self.names(cid)}: " + " | ".join(
@@ -245,6 +267,8 @@ class _Run:
     def inspect(self, cid: str) -> Container | None:
         try:
             return self.engine.inspect(cid)
+        except EngineUnavailable:
+            raise
         except EngineError:
             return None
 
@@ -275,17 +299,29 @@ class _Run:
         """The play's failure: ``failures`` (found now) after everything found before."""
         for f in failures:
             self.found(f)
-        if self.adapter is not None:
+        if self.adapter is not None and not self.adapter.stuck:
             self.adapter_notes(1, "at the failure: ")
         snaps = []
         for key in self.sc.sandboxes:
             sid = self.sandbox_ids[key]
-            snap = self.adapter.snapshot(sid) if self.adapter is not None else None
+            try:
+                snap = self.adapter.snapshot(sid) if self.adapter is not None else None
+            except DriverUnavailable:
+                snaps.append(f"  {sid}: not known (the adapter failed)")
+                continue
             snaps.append("  " + self.describe_snapshot(sid, snap))
-        driver = self.adapter.describe() if self.adapter is not None else "?"
+        driver = self.describe_driver()
         return ConformanceFailure(self.sc, self.schedule, list(self.findings.values()), self.tl,
                                   self.cfg.replay(self.sc, self.schedule), driver,
                                   "\n".join(snaps))
+
+    def describe_driver(self) -> str:
+        if self.adapter is None:
+            return "?"
+        try:
+            return self.adapter.describe()
+        except DriverUnavailable:
+            return self.adapter.name
 
     def describe_snapshot(self, sid: str, snap: Snapshot | None) -> str:
         if snap is None:
@@ -298,6 +334,9 @@ class _Run:
         output), on the timeline where it happened."""
         try:
             notes = self.adapter.diagnostics()
+        except AdapterFault as exc:  # recorded, and the story goes on
+            self.found(Failure(exc.check, (), str(exc)))
+            notes = []
         except Exception as exc:  # diagnostics must never hide the failure being reported
             notes = [f"(diagnostics failed: {exc})"]
         for line in notes:
@@ -327,7 +366,9 @@ class _Run:
     def play(self) -> RunResult:
         ctx = DriverContext(self.engine, self.state_dir, self.namespace, self.cfg.image,
                             dict(self.cfg.driver_options))
-        self.adapter = self.cfg.driver(ctx)
+        self.adapter = GuardedAdapter(self.cfg.driver, ctx, step_timeout=self.cfg.step_timeout,
+                                      name=f"{getattr(self.cfg.driver, '__name__', 'driver')} "
+                                           f"({self.sc.id} [{self.schedule.label}])")
         self.oracle = Oracle(self.adapter.labels, self.namespace)
         self.tl.add(f"driver {self.adapter.describe()} on engine {self.engine.name}, "
                     f"namespace {self.namespace}", 0, "run", driver=self.adapter.describe(),
@@ -378,11 +419,9 @@ class _Run:
         if self.cfg.ordered_lists and previous is not None:
             engine.list_order = order  # type: ignore[attr-defined]
         try:
-            if "list-order" in self.adapter.capabilities:
-                self.adapter.observe(order=order)  # type: ignore[call-arg]
-            else:
-                self.adapter.observe()
+            self.adapter.observe(order=order)
         except EngineError as exc:
+            self.raise_if_outage(exc, driver_poll=True)
             self.tl.add(f"observe ({order}): the driver's poll failed: {exc}", indent)
             self.consume_events(indent + 1)
             self.run_checks("step", self.view())
@@ -504,6 +543,7 @@ class _Run:
         try:
             self.external_step(step)
         except EngineError as exc:
+            self.raise_if_outage(exc)  # gone is no refusal
             raise self.story_error(step, exc) from exc
 
     def external_step(self, step: Step) -> None:
@@ -550,9 +590,9 @@ class _Run:
         self.tl.add(f"REFUSED by the engine ({exc.status}): {exc}", 2, "refused",
                     index=step.index, action=step.action, target=step.target,
                     status=exc.status, message=str(exc), context=context)
-        if self.adapter is not None:
+        if self.adapter is not None and not self.adapter.stuck:
             self.adapter_notes(1, "at the error: ")
-        driver = self.adapter.describe() if self.adapter is not None else "?"
+        driver = self.describe_driver()
         return StoryError(self.sc, self.schedule, step, str(exc), exc.status, self.tl,
                           self.cfg.replay(self.sc, self.schedule), driver,
                           list(self.findings.values()), context)
@@ -647,31 +687,80 @@ class _Run:
                     + (f" generation={generation}" if generation != "keep" else ""), 2,
                     "container", **self.container_data(made))
 
+    # -- the engine gone ------------------------------------------------------------------------
+
+    def raise_if_outage(self, exc: BaseException, driver_poll: bool = False) -> None:
+        """Raise :class:`EngineOutage` when ``exc`` ended the play because the suite's engine is
+        gone (see the module docstring); return when it is the driver's own failure or a
+        refusal. ``driver_poll``: ``exc`` is what a driver's poll raised (the engine is
+        asked)."""
+        gone = unavailable_in(exc)
+        if gone is not None and gone is exc and not driver_poll:
+            raise self.engine_outage(gone) from None  # a call of this play got no answer
+        if gone is None and not isinstance(exc, DriverUnavailable):
+            return
+        try:
+            self.engine.ping()
+        except EngineUnavailable as down:
+            raise self.engine_outage(down) from None
+        except EngineError:
+            return  # it answered
+
+    def engine_outage(self, error: EngineUnavailable) -> EngineOutage:
+        tl, where = self.tl, f"scenario {self.sc.id} [{self.schedule.label}]"
+        if tl._step is not None:
+            where += f", step {tl._step + 1} ({self.sc.story[tl._step].describe()})"
+        elif self.adapter is None:
+            where += ", starting the driver"
+        elif tl._observation is not None or self.observations:
+            where += ", settling"
+        if tl._observation is not None:
+            where += f", observation {tl._observation}"
+        url = getattr(self.engine, "base_url", None)
+        since = error.since or getattr(self.engine, "unavailable_since", None)
+        self.tl.add(f"ENGINE UNAVAILABLE: {error}", 1)
+        self.outage = EngineOutage(str(error), doing=where, since=since,
+                                   engine=f"{self.engine.name}" + (f" at {url}" if url else ""),
+                                   timeline=self.tl, scenario=self.sc, schedule=self.schedule)
+        return self.outage
+
     def close(self) -> None:
+        """The driver, the run's containers, the state folder; never raises over what ended the
+        play (a failed cleanup is on the timeline, and the session's own cleanup retries)."""
         try:
             if self.adapter is not None:
-                self.adapter.close()
+                try:
+                    self.adapter.close()
+                except DriverUnavailable as exc:
+                    self.tl.add(f"closing the driver failed: {exc}", 0)
+            if self.cfg.cleanup_engine and self.adapter is not None and self.outage is None:
+                try:
+                    self.engine.remove_all([c.id for c in self.present()], force=True)
+                except EngineError as exc:
+                    self.tl.add(f"cleanup: {exc} (the session removes what is left)", 0)
         finally:
-            try:
-                if self.cfg.cleanup_engine and self.adapter is not None:
-                    self.engine.remove_all((c.id for c in self.present()), force=True)
-            finally:
-                shutil.rmtree(self.state_dir, ignore_errors=True)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult:
     """Play ``scenario`` under ``schedule``; raise :class:`ConformanceFailure` when checks broke
-    (all of them, the first leading), :class:`StoryError` when the engine refused a story step.
-    Always cleans up."""
+    (all of them, the first leading), :class:`StoryError` when the engine refused a story step,
+    :class:`EngineOutage` when the engine stopped answering. Always cleans up."""
     run = _Run(scenario, schedule, config)
     try:
         return run.play()
+    except (EngineOutage, StoryError):
+        raise
     except DriverUnavailable as exc:
-        # The driver process crashed, hung or refused: a failure of this scenario, with the
-        # timeline so far and the driver's output; the session goes on with the next one.
-        raise run.failure([Failure("driver", (), str(exc))]) from exc
+        # The driver process crashed, hung or refused (or the adapter broke the protocol): a
+        # failure of this scenario, with the timeline so far and the driver's output; the
+        # session goes on with the next one. Unless the engine itself is gone.
+        run.raise_if_outage(exc)
+        raise run.failure([Failure(getattr(exc, "check", "driver"), (), str(exc))]) from None
     except _StoryEnds:
         raise run.failure() from None
+    except Exception as exc:  # an engine error, or one caused by an engine error
+        run.raise_if_outage(exc)
+        raise
     finally:
         run.close()
-
