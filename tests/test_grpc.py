@@ -569,6 +569,19 @@ def test_a_driver_with_only_the_required_rpcs_and_unknown_fields_is_tested(docke
         engine.close()
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited. A dead process stays a zombie until its
+    parent reaps it: the driver's parent is the killed suite, so it is reparented to PID 1 (or a
+    subreaper), which may reap late. PID 1 of this project's machines reaps orphans every ~2 s,
+    later under load: ``kill(pid, 0)`` still succeeds on a zombie, and a test that waited for it
+    to fail flaked. A zombie has exited: state ``Z`` in ``/proc/<pid>/stat``."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return status.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def test_a_killed_suite_leaves_no_driver_process_behind(docker, tmp_path):
     """The suite started the driver; if the suite is SIGKILLed (no cleanup runs), the driver
     still goes (Linux: PR_SET_PDEATHSIG)."""
@@ -592,14 +605,12 @@ time.sleep(120)
                              text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         driver_pid = int(suite.stdout.readline())
-        os.kill(driver_pid, 0)  # the driver runs
+        assert _running(driver_pid)  # the driver runs
         suite.kill()
         suite.wait(timeout=10)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            try:
-                os.kill(driver_pid, 0)
-            except ProcessLookupError:
+            if not _running(driver_pid):
                 break
             time.sleep(0.05)
         else:

@@ -114,6 +114,9 @@ class GrpcAdapter(DriverAdapter):
         self.poll_margin = poll_margin
         self.step_timeout = step_timeout if step_timeout is not None else poll_interval + 3.0
         self.start_timeout = start_timeout
+        #: The suite's watchdog (adapters/watchdog.py) allows one call this long: above this
+        #: adapter's own bounds, so that its own, better message comes first.
+        self.call_timeout = 3 * self.step_timeout + poll_interval
         self.quiet = quiet
         self._cmd = cmd
         self.process: DriverProcess | None = None

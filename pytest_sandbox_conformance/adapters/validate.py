@@ -45,6 +45,7 @@ from .base import (
     DriverContext,
     DriverProbe,
 )
+from . import watchdog
 from .watchdog import AdapterThread, CallTimeout
 
 __all__ = ["AdapterInvalid", "REQUIRED", "Validated", "capabilities_of", "check_adapter",
@@ -217,8 +218,8 @@ def check_adapter(adapter: object, spec: str) -> DriverAdapter:
 def snapshot_problem(value: Any, sandbox_id: str | None = None) -> str | None:
     """What is wrong with a value given as a Snapshot (None: nothing)."""
     if not isinstance(value, Snapshot):
-        return (f"{show(value)} is not a Snapshot (pytest_sandbox_conformance.api.Snapshot("
-                "sandbox_id, name, namespace, instance_id, ready=Condition(...)))")
+        return (f"{show(value)}, which is not a Snapshot (pytest_sandbox_conformance.api."
+                "Snapshot(sandbox_id, name, namespace, instance_id, ready=Condition(...)))")
     if sandbox_id is not None and value.sandbox_id != sandbox_id:
         return f"it is the snapshot of sandbox {value.sandbox_id!r}, not of {sandbox_id!r}"
     if value.instance_id is not None and not isinstance(value.instance_id, str):
@@ -256,7 +257,10 @@ def result_problem(method: str, value: Any, sandbox_id: str | None = None) -> st
         if value is None:
             return None
         problem = snapshot_problem(value, sandbox_id)
-        return f"returned {show(value)}: {problem}" if problem else None
+        if problem is None:
+            return None
+        return (f"returned a Snapshot: {problem}" if isinstance(value, Snapshot)
+                else f"returned {problem}")
     if method == "delete":
         return None if isinstance(value, bool) else f"returned {show(value)}: True or False"
     if method == "events":
@@ -265,7 +269,7 @@ def result_problem(method: str, value: Any, sandbox_id: str | None = None) -> st
         for i, e in enumerate(value):
             problem = event_problem(e)
             if problem:
-                return f"returned a list whose item {i} is {problem}"
+                return f"returned a list whose item {i} is wrong: {problem}"
         return None
     if method == "describe":
         return None if isinstance(value, str) else f"returned {show(value)}: a string"
@@ -324,7 +328,7 @@ def _throwaway(factory: Any, spec: str, image: str, options: dict[str, str],
     with tempfile.TemporaryDirectory(prefix="sbx-probe-") as tmp:
         ctx = DriverContext(FakeEngine(), Path(tmp), "probe", image, dict(options))
         try:
-            adapter = thread.call("the factory", factory, ctx, timeout=max(timeout, 60.0))
+            adapter = thread.call("the factory", factory, ctx, timeout=max(timeout, watchdog.START_TIMEOUT))
         except CallTimeout as exc:
             raise AdapterInvalid(spec, [f"the factory (on the fake engine) {exc}"]) from None
         except Exception as exc:  # noqa: BLE001

@@ -24,12 +24,14 @@ import queue
 import threading
 from typing import Any, Callable
 
-__all__ = ["LEFT_BEHIND", "AdapterThread", "CallTimeout"]
+__all__ = ["LEFT_BEHIND", "START_TIMEOUT", "AdapterThread", "CallTimeout"]
 
 #: One line per call that never returned in this process ("adapter reference: observe() of
 #: scenario-id [label]"), oldest first.
 LEFT_BEHIND: list[str] = []
 
+#: The least time the factory, ``restart()`` and ``close()`` get: they start or stop a driver.
+START_TIMEOUT = 60.0
 #: How long ``close()`` of a stuck adapter may take on its helper thread.
 STUCK_CLOSE_TIMEOUT = 5.0
 
@@ -106,7 +108,7 @@ class AdapterThread:
         if self.stuck is None:
             try:
                 if close is not None:
-                    self.call("close()", close, timeout=STUCK_CLOSE_TIMEOUT * 12)
+                    self.call("close()", close, timeout=START_TIMEOUT)
             finally:
                 if self.stuck is None and self._thread is not None:
                     self._jobs.put(None)

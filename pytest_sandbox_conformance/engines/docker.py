@@ -335,8 +335,6 @@ class DockerEngine(Engine):
             sock.connect(path)
         except OSError as exc:
             reason = transport_reason(exc, self.timeout)
-            if isinstance(exc, FileNotFoundError):
-                reason = f"no socket at {path}"
             raise EngineUnavailable(f"cannot reach {self._where}: {reason}",
                                     since=self.unavailable_since) from exc
         finally:

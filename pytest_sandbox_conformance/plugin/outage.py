@@ -65,6 +65,8 @@ class EngineWatch:
         self.last_error = ""
         #: Why the session stopped, once it did.
         self.stopped: str | None = None
+        #: Adapter calls left behind before this session (in-process runs share the process).
+        self._left_before = len(LEFT_BEHIND)
 
     def _where(self) -> str:
         url = getattr(self.engine, "base_url", None)
@@ -143,8 +145,9 @@ class EngineWatch:
             lines.append(f"sandbox conformance: incomplete (engine unavailable): {self.errors} "
                          f"item(s) not judged, the engine did not answer ({self.last_error})"
                          + ("; the session stopped" if self.stopped else ""))
-        if LEFT_BEHIND:
-            lines.append(f"sandbox conformance: {len(LEFT_BEHIND)} adapter call(s) never "
+        left = LEFT_BEHIND[self._left_before:]
+        if left:
+            lines.append(f"sandbox conformance: {len(left)} adapter call(s) never "
                          "returned; their threads were left behind (daemon threads):")
-            lines += [f"  {line}" for line in LEFT_BEHIND]
+            lines += [f"  {line}" for line in left]
         return lines

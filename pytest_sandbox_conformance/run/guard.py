@@ -36,14 +36,12 @@ from ..adapters.validate import (
     raised,
     result_problem,
 )
+from ..adapters import watchdog
 from ..adapters.watchdog import AdapterThread, CallTimeout
 from ..api import Event, SandboxSpec, Snapshot
 from ..engines.base import EngineError
 
-__all__ = ["AdapterFault", "GuardedAdapter", "START_TIMEOUT"]
-
-#: The least time the factory, ``restart()`` and ``close()`` get: they start or stop a driver.
-START_TIMEOUT = 60.0
+__all__ = ["AdapterFault", "GuardedAdapter"]
 
 
 class AdapterFault(DriverUnavailable):
@@ -97,7 +95,7 @@ class GuardedAdapter:
         own = getattr(obj, "call_timeout", None)
         if isinstance(own, (int, float)) and own > 0:
             return max(float(own), self.step_timeout)
-        return max(START_TIMEOUT, self.step_timeout)
+        return max(watchdog.START_TIMEOUT, self.step_timeout)
 
     @property
     def stuck(self) -> str | None:
