@@ -4,9 +4,10 @@ real).
 
 * state folders: each process keeps its runs' state under one session state folder holding a
   lock; a SIGKILLed process's folder is swept by the next process, a live one's never;
-* lock files: a dead session's lock file goes at the next sweep, also when it left no container
-  (SIGKILL after its cleanup, SIGINT then SIGTERM); a session that could not remove its
-  containers keeps its lock file, so the next sweep removes them.
+* lock files: a dead session's lock file goes at the next sweep of its engine (the file names
+  it), also when it left no container (SIGKILL after its cleanup, SIGINT then SIGTERM); a
+  session on another engine leaves it (and its containers there) alone; a session that could not
+  remove its containers keeps its lock file, so the next sweep removes them.
 """
 
 from __future__ import annotations
@@ -83,8 +84,12 @@ def test_lock_files_of_dead_sessions_go_with_or_without_containers(tmp_path):
     killed_after_cleanup = "aaaaaaaa"       # SIGKILL (or SIGINT then SIGTERM) after its cleanup
     killed_mid_run = "bbbbbbbb"             # left a container
     alive = "cccccccc"
-    for s in (killed_after_cleanup, killed_mid_run):
-        (locks / f"{s}.lock").touch()
+    of_another_engine = "a0a0a0a0"          # dead, its containers are on another engine
+    of_an_older_version = "b0b0b0b0"        # dead, no engine named, no container here
+    (locks / f"{killed_after_cleanup}.lock").write_text("engine fake\n")
+    (locks / f"{killed_mid_run}.lock").write_text("engine unix:///elsewhere.sock\n")
+    (locks / f"{of_another_engine}.lock").write_text("engine unix:///elsewhere.sock\n")
+    (locks / f"{of_an_older_version}.lock").touch()
     held = os.open(locks / f"{alive}.lock", os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     left = _container(engine, killed_mid_run, "left")
@@ -96,10 +101,12 @@ def test_lock_files_of_dead_sessions_go_with_or_without_containers(tmp_path):
         assert swept.removed == [left] and swept.foreign == 1
         assert sorted(swept.sessions) == [killed_after_cleanup, killed_mid_run]
         assert swept.locks == 2
-        assert sorted(p.name for p in locks.iterdir()) == [f"{alive}.lock", "dddddddd.lock"]
+        kept = [f"{of_another_engine}.lock", f"{of_an_older_version}.lock", f"{alive}.lock"]
+        assert sorted(p.name for p in locks.iterdir()) == sorted(kept + ["dddddddd.lock"])
+        assert (locks / "dddddddd.lock").read_text() == "engine fake\n"
         assert [c.id for c in engine.list()] == [theirs]
         me.release()
-        assert sorted(p.name for p in locks.iterdir()) == [f"{alive}.lock"]
+        assert sorted(p.name for p in locks.iterdir()) == sorted(kept)
     finally:
         os.close(held)
 

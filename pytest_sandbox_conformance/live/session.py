@@ -66,6 +66,9 @@ class LiveSession:
             self.session = secrets.token_hex(4)
         self.lock_dir = lock_dir or default_lock_dir()
         self._lock_fd: int | None = None
+        #: Which engine the session plays on, written into its lock file: the lock folder is
+        #: the machine's, shared by sessions on other engines.
+        self.engine_id = getattr(engine, "base_url", None) or engine.name
 
     @property
     def namespace_prefix(self) -> str:
@@ -92,6 +95,8 @@ class LiveSession:
             if same:
                 break
             os.close(fd)  # a sweep removed the file between our open and our lock: again
+        os.ftruncate(fd, 0)
+        os.write(fd, f"engine {self.engine_id}\n".encode())
         self._lock_fd = fd
 
     def release(self, keep_file: bool = False) -> None:
@@ -122,6 +127,15 @@ class LiveSession:
             return True
         finally:
             os.close(fd)
+
+    def _engine_of(self, session: str) -> str | None:
+        """The engine a session's lock file names (None: an empty file, of an older version)."""
+        try:
+            text = (self.lock_dir / f"{session}.lock").read_text(errors="replace")
+        except OSError:
+            return None
+        first = text.partition("\n")[0]
+        return first[len("engine "):] if first.startswith("engine ") else None
 
     def _remove_lock_if_dead(self, session: str) -> bool:
         """Remove ``session``'s lock file if nobody holds it (unlinked while we hold it)."""
@@ -168,8 +182,10 @@ class LiveSession:
                 result.removed.extend(self.engine.remove_all([c.id], force=True))
             else:
                 result.foreign += 1
-        # Every dead session's lock file goes, also of those that left no container (killed
-        # after their cleanup, or before they made any).
+        # The lock files of the dead sessions swept here go, and those of dead sessions of this
+        # engine that left no container (killed after their cleanup, or before they made any).
+        # A dead session of another engine keeps its lock file: its containers are there, and a
+        # session on that engine sweeps them.
         try:
             locks = sorted(p.stem for p in self.lock_dir.glob("*.lock"))
         except OSError:
@@ -177,7 +193,9 @@ class LiveSession:
         for session in locks:
             if session == self.session or not re.fullmatch(r"[0-9a-f]{8}", session):
                 continue
-            if dead.get(session, True) and self._remove_lock_if_dead(session):
+            ours = dead.get(session) or (session not in dead
+                                         and self._engine_of(session) == self.engine_id)
+            if ours and self._remove_lock_if_dead(session):
                 result.locks += 1
                 if session not in result.sessions:
                     result.sessions.append(session)
