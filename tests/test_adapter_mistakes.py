@@ -109,8 +109,9 @@ CASES = [
      "usage", "the factory returned the class Good, not an instance"),
     ("init-raises", bad("    def __init__(self, ctx):\n        raise KeyError('token')\n"),
      "usage", "the factory raised KeyError: 'token' (at mistake.py:"),
-    ("init-hangs", bad("    def __init__(self, ctx):\n        time.sleep(30)\n"),
-     "usage", "the factory (on the fake engine) the factory did not return within 1 s"),
+    ("init-hangs", bad("    def __init__(self, ctx):\n        time.sleep(120)\n"),
+     "usage", "the factory (on the fake engine) did not return within 1 s (the limit for "
+              "starting or stopping a driver)"),
     ("factory-capabilities-string",
      HEAD + "def factory(ctx):\n    return Good(ctx)\n\n\nfactory.capabilities = 'restart'\n",
      "usage", "the factory's capabilities is the string 'restart'"),

@@ -268,3 +268,26 @@ def test_a_driver_whose_own_polls_fail_keeps_its_path(tmp_path):
         timeline = failure.timeline
     polls = [line for line in timeline.lines if "the driver's poll failed" in line]
     assert polls and all("the driver's own way to the engine is gone" in p for p in polls)
+
+
+# -- the option ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "1e308", "soon", ""])
+def test_a_bad_engine_timeout_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
+    result = pytester.runpytest("-p", "sandbox_conformance", "--sandbox-driver=reference",
+                                f"--sandbox-engine-timeout={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --sandbox-engine-timeout={value}: give a number of "
+                                 "seconds > 0 (at most a day)"])
+
+
+def test_the_per_call_timeout_is_a_third_of_the_engine_timeout():
+    from pytest_sandbox_conformance.plugin.options import Settings
+
+    def per_call(engine_timeout: float) -> float:
+        settings = Settings.__new__(Settings)
+        object.__setattr__(settings, "engine_timeout", engine_timeout)
+        return settings.engine_call_timeout
+
+    assert (per_call(30), per_call(6), per_call(1), per_call(600)) == (10, 2, 1, 60)

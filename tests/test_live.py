@@ -326,6 +326,16 @@ def test_keep_keeps_the_containers_and_says_how_to_remove_them(pytester: pytest.
         docker_engine.remove_all(list(kept), force=True)
 
 
+def test_a_quiet_run_still_names_its_session(pytester: pytest.Pytester, live_suite,
+                                             docker_engine) -> None:
+    """pytest -q prints no header; the live session's id (which names its containers) is
+    printed all the same."""
+    scenarios(pytester, basic=BASIC)
+    result = live_suite("--sandbox-driver=reference", "-q")
+    result.assert_outcomes(passed=2)
+    assert remains(docker_engine, session_of(result)) == {}
+
+
 # -- 5. a missing image ----------------------------------------------------------------------------
 
 

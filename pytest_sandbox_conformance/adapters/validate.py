@@ -328,9 +328,11 @@ def _throwaway(factory: Any, spec: str, image: str, options: dict[str, str],
     with tempfile.TemporaryDirectory(prefix="sbx-probe-") as tmp:
         ctx = DriverContext(FakeEngine(), Path(tmp), "probe", image, dict(options))
         try:
-            adapter = thread.call("the factory", factory, ctx, timeout=max(timeout, watchdog.START_TIMEOUT))
+            adapter = thread.call("the factory (on the fake engine)", factory, ctx,
+                                  timeout=max(timeout, watchdog.START_TIMEOUT),
+                                  limit=watchdog.START_LIMIT)
         except CallTimeout as exc:
-            raise AdapterInvalid(spec, [f"the factory (on the fake engine) {exc}"]) from None
+            raise AdapterInvalid(spec, [str(exc)]) from None
         except Exception as exc:  # noqa: BLE001
             raise AdapterInvalid(spec, [f"the factory raised {raised(exc)}"]) from None
         problems = instance_problems(adapter)
@@ -341,7 +343,7 @@ def _throwaway(factory: Any, spec: str, image: str, options: dict[str, str],
         try:
             thread.close_with(getattr(adapter, "close", None))
         except CallTimeout as exc:
-            problems.append(f"close() {exc}")
+            problems.append(str(exc))
         except Exception as exc:  # noqa: BLE001
             problems.append(f"close() raised {raised(exc)}")
         if problems:

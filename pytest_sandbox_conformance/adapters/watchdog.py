@@ -32,6 +32,9 @@ LEFT_BEHIND: list[str] = []
 
 #: The least time the factory, ``restart()`` and ``close()`` get: they start or stop a driver.
 START_TIMEOUT = 60.0
+#: What a call's deadline is, for messages.
+STEP_LIMIT = "the step timeout, --sandbox-step-timeout"
+START_LIMIT = "the limit for starting or stopping a driver"
 #: How long ``close()`` of a stuck adapter may take on its helper thread.
 STUCK_CLOSE_TIMEOUT = 5.0
 
@@ -74,9 +77,10 @@ class AdapterThread:
         self.stuck: str | None = None
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, timeout: float,
-             **kwargs: Any) -> Any:
+             limit: str = STEP_LIMIT, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` on the adapter's thread; its result, or its exception
-        re-raised here; :class:`CallTimeout` after ``timeout`` seconds."""
+        re-raised here; :class:`CallTimeout` after ``timeout`` seconds (``limit`` says which
+        limit that is, for the message)."""
         if self.stuck is not None:
             raise CallTimeout(f"{what} was not called: {self.stuck} never returned", what)
         if self._thread is None:
@@ -92,8 +96,8 @@ class AdapterThread:
             raise
         if not finished:
             self._leave(what, f"did not return within {timeout:g} s")
-            raise CallTimeout(f"{what} did not return within {timeout:g} s (the step timeout, "
-                              "--sandbox-step-timeout); its thread is left behind", what)
+            raise CallTimeout(f"{what} did not return within {timeout:g} s ({limit}); its "
+                              "thread is left behind", what)
         if job.error is not None:
             raise job.error
         return job.value
@@ -108,14 +112,15 @@ class AdapterThread:
         if self.stuck is None:
             try:
                 if close is not None:
-                    self.call("close()", close, timeout=START_TIMEOUT)
+                    self.call("close()", close, timeout=START_TIMEOUT, limit=START_LIMIT)
             finally:
                 if self.stuck is None and self._thread is not None:
                     self._jobs.put(None)
             return
         if close is not None:
             helper = AdapterThread(self.name + " (close)")
-            helper.call("close()", close, timeout=STUCK_CLOSE_TIMEOUT)
+            helper.call("close()", close, timeout=STUCK_CLOSE_TIMEOUT,
+                        limit="the limit for closing a stuck adapter")
             helper.close_with(None)
 
     def _loop(self) -> None:

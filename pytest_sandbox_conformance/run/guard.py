@@ -106,9 +106,10 @@ class GuardedAdapter:
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
               **kwargs: Any) -> Any:
+        limit = watchdog.STEP_LIMIT if timeout is None else watchdog.START_LIMIT
         try:
             return self.thread.call(what, fn, *args, timeout=timeout or self.step_timeout,
-                                    **kwargs)
+                                    limit=limit, **kwargs)
         except CallTimeout as exc:
             raise AdapterFault(str(exc), "driver") from None
         except (DriverUnavailable, EngineError):
