@@ -259,7 +259,7 @@ def test_a_story_the_engine_refuses_is_an_error_in_every_report(run, pytester, w
     pytester.makepyfile(own_names=OWN_NAMES_ADAPTER)
     pytester.syspathinsert()
     result = run("--sandbox-driver=own_names:factory", "--sandbox-scenarios=scen",
-                 "--sandbox-no-builtin", "--sandbox-report=r.json", "--junitxml=j.xml", "-rf",
+                 "--sandbox-no-builtin", "--sandbox-report=r.json", "--junitxml=j.xml", "-rE",
                  "-p", "xdist", "-n", workers, "-o", f"pythonpath={TESTS} {pytester.path}")
     report = load(pytester)
     (entry,) = items(report).values()
@@ -269,11 +269,12 @@ def test_a_story_the_engine_refuses_is_an_error_in_every_report(run, pytester, w
     assert "'--sandbox-schedule=refused-step@every-step'" in entry["replay"]
     assert report["verdict"] == "incomplete" and "1 error" in report["verdict_reasons"]
     assert report["requirements"]["OWN-4"]["outcome"] == "not-run"
-    failure = ET.parse(pytester.path / "j.xml").getroot().find(".//testcase/failure")
-    assert failure.get("message") == entry["error"]
-    assert "the story could not be played" in failure.text
+    # An error of the item (it plays in its setup phase), not a failure: JUnit's <error>.
+    error = ET.parse(pytester.path / "j.xml").getroot().find(".//testcase/error")
+    assert error.get("message") == f'failed on setup with "{entry["error"]}"'  # pytest's words
+    assert "the story could not be played" in error.text
     # The short summary gives the one line too (cut to the terminal's width).
-    result.stdout.fnmatch_lines(["FAILED scen/refused.yaml::refused-step?every-step? - "
+    result.stdout.fnmatch_lines(["ERROR scen/refused.yaml::refused-step?every-step? - "
                                  "refused-step ?every-step*"])
 
 

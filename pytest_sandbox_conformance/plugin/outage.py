@@ -9,7 +9,8 @@ driver's failure. :class:`EngineWatch` then decides what happens next:
   costs a pause, and the session goes on;
 * once it has been gone that long, the item is reported as not run (one line) and the session
   stops (``session.shouldstop``, with the reason: pytest prints ``Interrupted: ...`` and exits
-  with status 2); the terminal summary says ``incomplete (engine unavailable)``.
+  with status 2); the verdict (``reports/verdict.py``) is ``incomplete (engine unavailable)``,
+  and a summary line says how many items the engine kept from being judged.
 
 Each item of an outage carries the user property ``sandbox_error=engine`` (in JUnit too), and its
 exception (:class:`NotJudgedError`, also in ``call.excinfo`` of ``pytest_runtest_makereport``)
@@ -27,7 +28,7 @@ import pytest
 
 from ..adapters.watchdog import LEFT_BEHIND
 from ..engines.base import EngineError, EngineUnavailable
-from ..run.failure import EngineOutage, StoryError
+from ..run.failure import ENVIRONMENT_KINDS, EngineOutage, StoryError
 from .longrepr import FailureRepr
 
 __all__ = ["ENGINE_ERROR", "EngineWatch", "NotJudgedError"]
@@ -39,18 +40,24 @@ PING_EVERY = 0.5
 
 
 class NotJudgedError(pytest.fail.Exception):  # type: ignore[misc,name-defined]
-    """What kept an item from being judged (an :class:`EngineOutage`, a :class:`StoryError`),
-    as pytest shows an error of the item's setup: its block, no traceback. ``kind``,
-    ``summary()`` and ``replay`` are the error's (``error``)."""
+    """What kept an item from being judged (an :class:`EngineOutage`, a :class:`StoryError`, any
+    exception whose ``kind`` is an environment's), as pytest shows an error of the item's setup:
+    its block, no traceback. ``kind``, ``summary()`` and ``replay`` are the error's
+    (``error``)."""
 
-    def __init__(self, error: EngineOutage | StoryError) -> None:
-        super().__init__(error.render(), pytrace=False)
+    def __init__(self, error: BaseException) -> None:
+        render = getattr(error, "render", None)
+        self.text = render() if callable(render) else f"{type(error).__name__}: {error}"
+        super().__init__(self.text, pytrace=False)
         self.error = error
-        self.kind = error.kind
+        self.kind = getattr(error, "kind", None)
         self.replay = getattr(error, "replay", None)
 
     def summary(self) -> str:
-        return self.error.summary()
+        summary = getattr(self.error, "summary", None)
+        if callable(summary):
+            return summary()
+        return (self.text.strip().splitlines() or [type(self.error).__name__])[0]
 
 
 class EngineWatch:
@@ -74,7 +81,7 @@ class EngineWatch:
 
     def play(self, item: pytest.Item, play: Callable[[], None]) -> None:
         """Play ``item`` (``play()``), after waiting for the engine if it was gone; an outage
-        becomes an :class:`EngineOutageError` and may stop the session."""
+        becomes a :class:`NotJudgedError` and may stop the session."""
         try:
             self.wait_for_engine(item)
             play()
@@ -84,6 +91,10 @@ class EngineWatch:
             raise NotJudgedError(outage) from None
         except StoryError as error:
             raise NotJudgedError(error) from None
+        except Exception as error:
+            if getattr(error, "kind", None) in ENVIRONMENT_KINDS:
+                raise NotJudgedError(error) from None
+            raise
 
     @staticmethod
     def shape_report(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
@@ -93,7 +104,7 @@ class EngineWatch:
             return
         exc = call.excinfo.value
         if isinstance(exc, NotJudgedError):
-            report.longrepr = FailureRepr(exc.error.render(), exc.summary(), str(item.path),
+            report.longrepr = FailureRepr(exc.text, exc.summary(), str(item.path),
                                           getattr(getattr(item, "scenario", None), "line", 0))
 
     def wait_for_engine(self, item: pytest.Item) -> None:
@@ -142,8 +153,8 @@ class EngineWatch:
     def summary(self) -> list[str]:
         lines = []
         if self.errors:
-            lines.append(f"sandbox conformance: incomplete (engine unavailable): {self.errors} "
-                         f"item(s) not judged, the engine did not answer ({self.last_error})"
+            lines.append(f"sandbox conformance: the engine did not answer: {self.errors} "
+                         f"item(s) not judged (last: {self.last_error})"
                          + ("; the session stopped" if self.stopped else ""))
         left = LEFT_BEHIND[self._left_before:]
         if left:

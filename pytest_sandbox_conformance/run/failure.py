@@ -28,7 +28,11 @@ from ..scenario.model import Scenario, Step
 from .checks import Failure
 from .timeline import Timeline
 
-__all__ = ["ConformanceFailure", "EngineOutage", "StoryError"]
+__all__ = ["ENVIRONMENT_KINDS", "ConformanceFailure", "EngineOutage", "StoryError"]
+
+#: The ``kind`` of an exception that is the suite's environment failing, never the driver: the
+#: item is an error (``story``: the story could not be played; ``engine``: the engine is gone).
+ENVIRONMENT_KINDS = ("story", "engine")
 
 
 class ConformanceFailure(Exception):

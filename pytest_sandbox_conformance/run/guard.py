@@ -18,6 +18,8 @@ What a call can end in, for the runner:
   :class:`~..engines.base.EngineError`: passed on, as is any exception raised *because* of an
   engine error (a driver's own error with the engine's as its cause), for the runner to tell an
   engine outage, an engine refusal and a driver failure apart;
+* an exception whose ``kind`` is ``engine`` or ``story`` (an environment error, as the suite's
+  own :class:`~.failure.EngineOutage` and :class:`~.failure.StoryError`): passed on;
 * any other exception: :class:`AdapterFault` with check ``driver``, its type, message and where
   it was raised.
 """
@@ -40,6 +42,7 @@ from ..adapters import watchdog
 from ..adapters.watchdog import AdapterThread, CallTimeout
 from ..api import Event, SandboxSpec, Snapshot
 from ..engines.base import EngineError
+from .failure import ENVIRONMENT_KINDS
 
 __all__ = ["AdapterFault", "GuardedAdapter"]
 
@@ -115,6 +118,8 @@ class GuardedAdapter:
         except (DriverUnavailable, EngineError):
             raise
         except Exception as exc:
+            if getattr(exc, "kind", None) in ENVIRONMENT_KINDS:
+                raise  # the environment's error, not the driver's
             if _caused_by_engine(exc):
                 raise  # the runner tells an outage or a refusal from the driver's own failure
             raise AdapterFault(f"{what} raised {raised(exc)}", "driver") from exc
