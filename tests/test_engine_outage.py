@@ -291,3 +291,30 @@ def test_the_per_call_timeout_is_a_third_of_the_engine_timeout():
         return settings.engine_call_timeout
 
     assert (per_call(30), per_call(6), per_call(1), per_call(600)) == (10, 2, 1, 60)
+
+
+def test_a_driver_step_the_engine_refuses_is_a_story_error_not_a_failure(tmp_path):
+    """An armed create fault: the reference driver rightly refuses the create (its own error,
+    caused by the engine's 500); the story cannot go on, and nothing is judged."""
+    from pytest_sandbox_conformance.run.failure import StoryError
+
+    scenario = load_text("""
+id: create-fault
+title: The engine refuses the driver's create
+requirements: [OWN-1]
+sandboxes:
+  s1: {name: box}
+story:
+  - engine_fault: create
+  - create: s1
+    as: A
+expect:
+  sandboxes:
+    s1: {tracked: false}
+""", "create-fault.yaml")[0]
+    cfg = RunConfig(driver=reference_factory, engine=FakeEngine, state_root=tmp_path)
+    with pytest.raises(StoryError) as exc:
+        play(scenario, pinned(scenario)[0], cfg)
+    assert exc.value.kind == "story" and exc.value.step.action == "create"
+    assert (exc.value.status, exc.value.message) == (500, "injected failure of create")
+    assert "REFUSED by the engine (500)" in exc.value.timeline.render()

@@ -706,6 +706,20 @@ class _Run:
         except EngineError:
             return  # it answered
 
+    def refusal_in(self, exc: BaseException) -> EngineError | None:
+        """The engine's refusal that ``exc`` is or was caused by, during a story step (a driver's
+        create or delete the engine refused raises the driver's own error): None otherwise."""
+        if self.tl._step is None:
+            return None
+        seen: set[int] = set()
+        e: BaseException | None = exc
+        while e is not None and id(e) not in seen:
+            if isinstance(e, EngineError):
+                return e
+            seen.add(id(e))
+            e = e.__cause__ or e.__context__
+        return None
+
     def engine_outage(self, error: EngineUnavailable) -> EngineOutage:
         tl, where = self.tl, f"scenario {self.sc.id} [{self.schedule.label}]"
         if tl._step is not None:
@@ -761,6 +775,9 @@ def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult
         raise run.failure() from None
     except Exception as exc:  # an engine error, or one caused by an engine error
         run.raise_if_outage(exc)
+        refusal = run.refusal_in(exc)
+        if refusal is not None:  # a driver step the engine refused (an armed fault): no verdict
+            raise run.story_error(run.sc.story[run.tl._step], refusal) from exc
         raise
     finally:
         run.close()
