@@ -123,25 +123,52 @@ class PrivateDockerd:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        """Remove every container, stop the daemon, remove its folder."""
-        if self.proc is None:
-            return
-        try:
-            os.kill(self.proc.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-        if self.proc.poll() is None and self.answers():
-            with self.engine() as engine:
-                engine.remove_all([c.id for c in engine.list()], force=True)
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        """Remove every container, stop the daemon, end what it left running, unmount and
+        remove its folder."""
+        if self.proc is not None:
             try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
+                os.kill(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            if self.proc.poll() is None and self.answers():
+                with self.engine() as engine:
+                    engine.remove_all([c.id for c in engine.list()], force=True)
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+            self.proc = None
+        release(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def release(folder: Path) -> None:
+    """End the processes a private dockerd left under ``folder`` and unmount what it mounted
+    there. A daemon killed mid-call leaves containerd shims (and their containers) that it no
+    longer knows, which no ``docker rm`` reaches, and its data root stays bind-mounted."""
+    mark = str(folder).encode()
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            if mark not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        for victim in [*map(int, children), pid]:  # the container's init, then its shim
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point == str(folder) or point.startswith(str(folder) + "/"):
+            mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
 
 
 @pytest.fixture
