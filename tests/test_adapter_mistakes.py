@@ -100,9 +100,10 @@ def bad(body: str) -> str:
 CASES = [
     # -- refused at start-up: the factory --------------------------------------------------------
     ("factory-takes-nothing", HEAD + "def factory():\n    return Good(None)\n",
-     "usage", "the factory factory has the signature (); it must take one argument"),
+     "usage", "factory() is not an adapter factory: a factory takes one argument, the "
+              "DriverContext"),
     ("factory-takes-two", HEAD + "def factory(ctx, extra):\n    return Good(ctx)\n",
-     "usage", "has the signature (ctx, extra); it must take one argument (the DriverContext)"),
+     "usage", "factory(ctx, extra) is not an adapter factory: a factory takes one argument"),
     ("factory-returns-none", HEAD + "def factory(ctx):\n    Good(ctx)\n",
      "usage", "the factory returned None: it must return the adapter"),
     ("factory-returns-the-class", HEAD + "def factory(ctx):\n    return Good\n",

@@ -273,13 +273,21 @@ def test_a_driver_whose_own_polls_fail_keeps_its_path(tmp_path):
 # -- the option ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "1e308", "soon", ""])
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "1e308", "601", "soon"])
 def test_a_bad_engine_timeout_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
+    # Checked before any engine is asked (the docker engine here need not be there).
     result = pytester.runpytest("-p", "sandbox_conformance", "--sandbox-driver=reference",
-                                f"--sandbox-engine-timeout={value}")
+                                "--sandbox-engine=docker", f"--sandbox-engine-timeout={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --sandbox-engine-timeout={value}: give a number of "
-                                 "seconds > 0 (at most a day)"])
+                                 "seconds above 0 and at most 600 *"])
+
+
+def test_an_engine_timeout_with_the_fake_engine_is_refused(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-p", "sandbox_conformance", "--sandbox-driver=reference",
+                                "--sandbox-engine-timeout=10")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --sandbox-engine-timeout applies to a real engine *"])
 
 
 def test_the_per_call_timeout_is_a_third_of_the_engine_timeout():
@@ -295,7 +303,9 @@ def test_the_per_call_timeout_is_a_third_of_the_engine_timeout():
 
 def test_a_driver_step_the_engine_refuses_is_a_story_error_not_a_failure(tmp_path):
     """An armed create fault: the reference driver rightly refuses the create (its own error,
-    caused by the engine's 500); the story cannot go on, and nothing is judged."""
+    caused by the engine's 500); the story cannot go on, and nothing is judged. (Lint refuses
+    this story before it runs, so it is loaded without the story's-meaning stage: the runtime
+    answer is for a refusal no reading of the file foresees.)"""
     from pytest_sandbox_conformance.run.failure import StoryError
 
     scenario = load_text("""
@@ -311,7 +321,7 @@ story:
 expect:
   sandboxes:
     s1: {tracked: false}
-""", "create-fault.yaml")[0]
+""", "create-fault.yaml", story=False)[0]
     cfg = RunConfig(driver=reference_factory, engine=FakeEngine, state_root=tmp_path)
     with pytest.raises(StoryError) as exc:
         play(scenario, pinned(scenario)[0], cfg)

@@ -12,7 +12,8 @@ Every problem is one ``pytest.UsageError`` naming the option and the value, rais
   ``--sandbox-claim``) that is a folder or lies under a file or an unwritable folder, a state folder that is a file or in which no folder can be made, a
   scenario folder given twice or equal to the bundled catalog, a driver socket that is not one;
 * **numbers that switch a limit off**: ``inf``, ``nan``, ``1e308`` seconds (:data:`MAX_SECONDS`);
-* **options that would be ignored**: an engine URL, ``--sandbox-keep`` or ``--sandbox-gpu`` with
+* **options that would be ignored**: an engine URL, ``--sandbox-engine-timeout``,
+  ``--sandbox-keep`` or ``--sandbox-gpu`` with
   the fake engine, ``--sandbox-schedules`` beside ``--sandbox-schedule``, ``--sandbox-gate``
   without ``--sandbox-driver-cmd``, driver options for the reference driver (which takes none),
   a driver option given twice or both as a flag and as ``--sandbox-driver-option``,
