@@ -9,6 +9,7 @@ the ``ssl`` module: it requires a client certificate signed by a CA the test mak
 from __future__ import annotations
 
 import json
+import select
 import shutil
 import socket
 import ssl
@@ -94,29 +95,44 @@ class TlsFront:
             raw.close()
             return
         self.handshakes.append("ok")
+        # One thread per connection does both directions: an SSL object must never be read,
+        # written or shut down from two threads at once (OpenSSL's SSL* is not thread-safe;
+        # a recv in one thread beside an unwrap in another crashed an xdist worker).
         with conn, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as up:
             up.connect(self.upstream)
-
-            def back() -> None:
-                try:
-                    while data := up.recv(65536):
-                        conn.sendall(data)
-                except OSError:
-                    pass
-                finally:
+            while True:
+                readable, _, _ = select.select([conn, up], [], [], 1.0)
+                if conn in readable or conn.pending():
+                    conn.settimeout(0.2)  # a partial record must not stop the other direction
                     try:
-                        conn.unwrap()
-                    except (OSError, ValueError):
-                        pass
-
-            thread = threading.Thread(target=back, daemon=True)
-            thread.start()
-            try:
-                while data := conn.recv(65536):
-                    up.sendall(data)
-            except OSError:
-                pass
-            thread.join(10)
+                        data = conn.recv(65536)
+                    except (TimeoutError, ssl.SSLWantReadError):
+                        data = None  # a partial record, or a record without data
+                    except OSError:
+                        return
+                    if data == b"":
+                        return  # the gate closed (close_notify or EOF)
+                    if data:
+                        try:
+                            up.sendall(data)
+                        except OSError:
+                            return
+                if up in readable:
+                    try:
+                        data = up.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        try:
+                            conn.unwrap()
+                        except (OSError, ValueError):
+                            pass
+                        return
+                    conn.settimeout(10)
+                    try:
+                        conn.sendall(data)
+                    except OSError:
+                        return
 
     def close(self) -> None:
         self.listener.close()
