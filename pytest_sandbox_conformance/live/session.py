@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engines.base import Container, Engine, EngineError
+from .state import lock_held
 
 __all__ = ["SESSION_LABEL", "LiveSession", "SweepResult", "default_lock_dir"]
 
@@ -113,20 +114,7 @@ class LiveSession:
 
     def _dead(self, session: str) -> bool:
         """True iff ``session`` ran on this machine and no process holds its lock any more."""
-        path = self.lock_dir / f"{session}.lock"
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # held: that session is alive
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return True
-        finally:
-            os.close(fd)
+        return lock_held(self.lock_dir / f"{session}.lock") is False
 
     def _engine_of(self, session: str) -> str | None:
         """The engine a session's lock file names (None: an empty file, of an older version)."""

@@ -28,12 +28,20 @@ LOCK = ".lock"
 UNLOCKED_GRACE = 60.0
 
 
-def _held(lock: Path) -> bool:
-    """Whether a live process holds ``lock``."""
+def lock_held(lock: Path) -> bool | None:
+    """Whether a live process holds the ``flock`` of ``lock``: None when the file cannot be
+    opened (gone, or never made). Taking the lock to find out releases it at once."""
     try:
         fd = os.open(lock, os.O_RDWR)
     except OSError:
-        return False
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock taken above
+    return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -58,7 +66,7 @@ def sweep_state(root: Path) -> list[Path]:
             if not folder.is_dir() or folder.is_symlink():
                 continue
             if lock.exists():
-                if _held(lock):
+                if lock_held(lock):
                     continue
             elif time.time() - folder.stat().st_mtime < UNLOCKED_GRACE:
                 continue  # not ours to judge yet (made by hand, or by another version)
