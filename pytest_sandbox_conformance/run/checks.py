@@ -19,6 +19,7 @@ from ..engines.base import Container, ids_match
 from .gateway import Gateway
 from ..live.gpu import gpu_seen_inside
 from .oracle import Expected
+from .rules import broken_rule
 from ..scenario.model import Expect, Scenario
 
 __all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "REGISTRY"]
@@ -112,6 +113,10 @@ class View:
     inspect: Callable[[str], Container | None] = lambda cid: None
     #: What a container's main process sees of its GPU (None where the engine cannot exec).
     look_inside: Callable[[str], str | None] = lambda cid: None
+    #: What the state-folder audit found now (``state_audit.py``; empty where not audited).
+    state_problems: Sequence[str] = ()
+    #: Per (sandbox id, reason): the Warning notices the contract raised so far (the oracle's).
+    notices: Mapping[tuple[str, str], Sequence[object]] = field(default_factory=dict)
 
     def name_of(self, container_id: str | None) -> str:
         if container_id is None:
@@ -127,7 +132,9 @@ class View:
 
 @check("instance-matches-contract", when="observation")
 def _instance(view: View) -> Iterable[Failure]:
-    """The snapshot names the container the contract makes authoritative, no other (OWN-2..8, 13)."""
+    """The snapshot names the container the contract makes authoritative, no other (OWN-2..8, 13).
+    A failure names the rule the driver's report broke (``run/rules.py``), with the contract's
+    outcome and its requirement as context."""
     for sid, exp in sorted(view.expected.items()):
         snap = view.snapshots.get(sid)
         got = snap.instance_id if snap is not None else None
@@ -136,37 +143,26 @@ def _instance(view: View) -> Iterable[Failure]:
                           f"sandbox {sid}: the driver reports no snapshot; expected instance "
                           f"{view.name_of(exp.instance_id)} ({exp.outcome})")
         elif not ids_match(got, exp.instance_id):
-            yield Failure("instance-matches-contract", exp.requirements,
+            reqs, why = _rule(exp, snap)
+            yield Failure("instance-matches-contract", reqs,
                           f"sandbox {sid}: the driver reports instance {view.name_of(got)}; the "
-                          f"contract says {view.name_of(exp.instance_id)} ({exp.outcome})")
+                          f"contract says {view.name_of(exp.instance_id)} ({exp.outcome})" + why)
 
 
-@check("readiness-matches-contract", when="observation")
-def _readiness(view: View) -> Iterable[Failure]:
-    """Ready status and phase match; pending and conflict states carry the contract's reason.
-    Where the contract says Ready, a driver may still report a readiness gate open (a health
-    check starting, its supervisor not connected: ``api.READINESS_GATE_REASONS``)."""
-    for sid, exp in sorted(view.expected.items()):
-        snap = view.snapshots.get(sid)
-        if snap is None:
-            continue
-        want, got = exp.ready, snap.ready
-        if want.ready and gate_open(got):
-            continue
-        reqs = exp.requirements
-        if got.ready and not want.ready and (want.reason in PENDING_REASONS
-                                             or want.reason in CONFLICT_REASONS):
-            reqs = tuple(dict.fromkeys(("OWN-12",) + reqs))
-        if phase_of(got) != phase_of(want) or got.status != want.status:
-            yield Failure("readiness-matches-contract", reqs,
-                          f"sandbox {sid}: the driver reports Ready={got.status} "
-                          f"{got.reason!r} (phase {phase_of(got)}); the contract says "
-                          f"Ready={want.status} {want.reason!r} (phase {phase_of(want)})")
-        elif (want.reason in PENDING_REASONS or want.reason in CONFLICT_REASONS
-              or want.reason == "ContainerOwnershipPersistFailed") and got.reason != want.reason:
-            yield Failure("readiness-matches-contract", reqs,
-                          f"sandbox {sid}: reason {got.reason!r}; the contract says "
-                          f"{want.reason!r}")
+def _rule(exp: Expected, snap: Snapshot, reqs: tuple[str, ...] | None = None
+          ) -> tuple[tuple[str, ...], str]:
+    """The requirements a differing report is reported under, and the words that say why: the
+    rule the driver's branch broke where ``run/rules.py`` recognises it (the contract's
+    outcome and requirement then in the words), else the contract's outcome's requirement."""
+    reqs = exp.requirements if reqs is None else reqs
+    found = broken_rule(exp.outcome, exp.situation, snap)
+    if found is None:
+        return reqs, ""
+    rule, what = found
+    keep = tuple(r for r in reqs if r == "OWN-12")  # promotion while unresolved stays named
+    return (tuple(dict.fromkeys(keep + (rule,))),
+            f"; {what} ({rule}; the contract's outcome here is {exp.outcome}, "
+            f"{', '.join(exp.requirements)})")
 
 
 @check("gateway-invariants", when="observation", requirements=("OWN-10", "OWN-11", "OWN-12"))
@@ -186,6 +182,26 @@ def _gateway_failures(view: View) -> Iterable[Failure]:
         yield Failure("gateway-invariants", (v.requirement,), str(v))
     for v in view.gateway.durable_violations():
         yield Failure("gateway-invariants", ("OWN-11",), str(v))
+
+
+@check("state-folder-owner-only", when="step", requirements=("OWN-15",))
+def _state_folder_step(view: View) -> Iterable[Failure]:
+    """The driver's state folder (where the adapter declares one) holds only owner-only files
+    and folders (no group or other bits: 0600 and 0700), nothing was written beside it, and
+    (in-process) no file was renamed into it from outside it."""
+    yield from _state_failures(view)
+
+
+@check("state-folder-owner-only-after-observation", when="observation",
+       requirements=("OWN-15",))
+def _state_folder_obs(view: View) -> Iterable[Failure]:
+    """The same audit after every observation (journal writes happen there)."""
+    yield from _state_failures(view)
+
+
+def _state_failures(view: View) -> Iterable[Failure]:
+    for problem in view.state_problems:
+        yield Failure("state-folder-owner-only", ("OWN-15",), problem)
 
 
 # -- after a delete step -------------------------------------------------------------------------
@@ -317,6 +333,50 @@ def _warnings(view: View) -> Iterable[Failure]:
         if not count.accepts(n):
             yield Failure("warnings-deduplicated", view.scenario.requirements,
                           f"{n} Warning(s) {reason}; the scenario expects {count}")
+
+
+@check("warnings-name-their-containers", when="final")
+def _warnings_named(view: View) -> Iterable[Failure]:
+    """Every Warning the driver emitted names the containers of a condition the contract raised
+    with that reason for that sandbox: each container ID of the condition's dedupe key (the
+    authority, the duplicates, the candidates, the replaced or revived instance; docs/contract.md
+    section 6), in the Warning's metadata or message, in full or as its 12-character short ID (OWN-3: "one
+    Warning ContainerIdentityConflict that names the other candidates")."""
+    for w in view.gateway.warnings():
+        raised = view.notices.get((w.sandbox_id, w.reason))
+        if not raised:
+            continue  # a condition that never arose: warnings-deduplicated reports it
+        named = " ".join([w.message, *w.metadata.values()])
+        best = None
+        for notice in raised:
+            ids = _ids_of(notice)
+            missing = [i for i in ids if i not in named and i[:12] not in named]
+            if not missing:
+                best = None
+                break
+            if best is None or len(missing) < len(best[1]):
+                best = (ids, missing)
+        if best is not None:
+            ids, missing = best
+            where = f"sandbox {w.sandbox_id}" if w.sandbox_id else "the driver"
+            yield Failure("warnings-name-their-containers",
+                          _warning_requirement(w.reason) or ("OWN-17",),
+                          f"Warning {w.reason} ({where}) does not name "
+                          f"{', '.join(view.name_of(i) for i in missing)}; the contract's "
+                          f"condition names {', '.join(view.name_of(i) for i in ids)}")
+
+
+_ID = re.compile(r"^[0-9a-f]{12,}$")
+
+
+def _ids_of(notice) -> list[str]:
+    """The container IDs a contract notice's condition names: those of its dedupe key
+    (``identity-conflict:A:<ids>``, docs/contract.md section 6)."""
+    out: list[str] = []
+    for part in re.split("[:,]", notice.key):
+        if _ID.match(part) and part not in out:
+            out.append(part)
+    return out
 
 
 _WARNING_REQUIREMENT = {
