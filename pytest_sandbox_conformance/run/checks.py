@@ -18,11 +18,12 @@ from ..api import CONFLICT_REASONS, PENDING_REASONS, Snapshot, gate_open, phase_
 from ..engines.base import Container, ids_match
 from .gateway import Gateway
 from ..live.gpu import gpu_seen_inside
-from .oracle import Expected
-from .rules import broken_rule
+from .oracle import EXPECTATION_REQUIREMENTS, Expected
+from .rules import RULES, broken_rule
 from ..scenario.model import Expect, Scenario
 
-__all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "REGISTRY"]
+__all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "requirement_checks",
+           "REGISTRY", "RUNNER_CHECKS"]
 
 WHEN = ("observation", "step", "final")
 _REQ = re.compile(r"^OWN-([1-9]|1[0-9]|20)$")
@@ -53,16 +54,28 @@ class CheckSpec:
     requirements: tuple[str, ...]
     doc: str
     fn: Callable[["View"], Iterable[Failure]]
+    #: Requirements it may name besides ``requirements`` (the contract's outcome's, the rule a
+    #: report broke, a Warning reason's); ``scenario``: also the scenario's own ``requirements``.
+    names: tuple[str, ...] = ()
+    scenario: bool = False
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every requirement a failure of this check can name (the scenario's aside)."""
+        return tuple(sorted(set(self.requirements) | set(self.names),
+                            key=lambda r: int(r.split("-")[1])))
 
 
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(name: str, *, when: str, requirements: Sequence[str] = ()):
-    """Register a check. ``requirements`` are the OWN-n it always enforces (some add more)."""
+def check(name: str, *, when: str, requirements: Sequence[str] = (), names: Sequence[str] = (),
+          scenario: bool = False):
+    """Register a check. ``requirements`` are the OWN-n it always enforces; ``names`` those it
+    may name besides; ``scenario``: it names the scenario's own requirements."""
     if when not in WHEN:
         raise ValueError(f"check {name!r}: when={when!r} is not one of {WHEN}")
-    for r in requirements:
+    for r in (*requirements, *names):
         if not _REQ.match(r):
             raise ValueError(f"check {name!r}: {r!r} is not a requirement ID (OWN-1..OWN-20)")
     if name in REGISTRY:
@@ -71,10 +84,30 @@ def check(name: str, *, when: str, requirements: Sequence[str] = ()):
     def decorate(fn: Callable[["View"], Iterable[Failure]]):
         if not fn.__doc__:
             raise ValueError(f"check {name!r} needs a docstring: it is printed in docs/checks")
-        REGISTRY[name] = CheckSpec(name, when, tuple(requirements), fn.__doc__.strip(), fn)
+        REGISTRY[name] = CheckSpec(name, when, tuple(requirements), fn.__doc__.strip(), fn,
+                                   tuple(names), scenario)
         return fn
 
     return decorate
+
+
+#: The runner's own checks (``runner.py``: failures it records itself, not registered
+#: functions): name -> the requirements they name.
+RUNNER_CHECKS: dict[str, tuple[str, ...]] = {
+    "create": ("OWN-1", "OWN-19"),
+    "delete": ("OWN-14",),
+}
+
+
+def requirement_checks() -> dict[str, list[str]]:
+    """OWN-n -> the checks whose failures can name it (registered and the runner's), by name;
+    the checks that name the scenario's own requirements are not listed under each."""
+    out: dict[str, list[str]] = {f"OWN-{n}": [] for n in range(1, 21)}
+    named = [(c.name, c.reads) for c in REGISTRY.values()] + list(RUNNER_CHECKS.items())
+    for name, reads in sorted(named):
+        for r in reads:
+            out[r].append(name)
+    return out
 
 
 def checks_for(when: str) -> list[CheckSpec]:
@@ -127,10 +160,32 @@ class View:
         return container_id[:12] or "''"
 
 
+_WARNING_REQUIREMENT = {
+    "ContainerIdentityConflict": "OWN-3",
+    "ContainerInstanceMissing": "OWN-6",
+    "ContainerOwnershipPersistFailed": "OWN-15",
+    "ContainerOwnershipUnresolved": "OWN-7",
+    "ContainerReplacementPending": "OWN-7",
+    "SandboxInstanceReplaced": "OWN-4",
+    "SandboxInstanceRollback": "OWN-13",
+    "SandboxReplacementIntentInvalidated": "OWN-8",
+    "SandboxReplacementIntentRecorded": "OWN-4",
+    "UnownedSandboxContainersIgnored": "OWN-18",
+}
+
+
+def _warning_requirement(reason: str) -> tuple[str, ...]:
+    r = _WARNING_REQUIREMENT.get(reason)
+    return (r,) if r else ()
+
+
 # -- after every observation ---------------------------------------------------------------------
 
 
-@check("instance-matches-contract", when="observation")
+_COMPARED = tuple(sorted(set(EXPECTATION_REQUIREMENTS) | set(RULES)))
+
+
+@check("instance-matches-contract", when="observation", names=_COMPARED)
 def _instance(view: View) -> Iterable[Failure]:
     """The snapshot names the container the contract makes authoritative, no other (OWN-2..8, 13).
     A failure names the rule the driver's report broke (``run/rules.py``), with the contract's
@@ -163,6 +218,37 @@ def _rule(exp: Expected, snap: Snapshot, reqs: tuple[str, ...] | None = None
     return (tuple(dict.fromkeys(keep + (rule,))),
             f"; {what} ({rule}; the contract's outcome here is {exp.outcome}, "
             f"{', '.join(exp.requirements)})")
+
+
+@check("readiness-matches-contract", when="observation", names=_COMPARED + ("OWN-12",))
+def _readiness(view: View) -> Iterable[Failure]:
+    """Ready status and phase match; pending and conflict states carry the contract's reason.
+    Where the contract says Ready, a driver may still report a readiness gate open (a health
+    check starting, its supervisor not connected: ``api.READINESS_GATE_REASONS``). A failure
+    names the rule the driver's report broke, as ``instance-matches-contract`` does."""
+    for sid, exp in sorted(view.expected.items()):
+        snap = view.snapshots.get(sid)
+        if snap is None:
+            continue
+        want, got = exp.ready, snap.ready
+        if want.ready and gate_open(got):
+            continue
+        reqs = exp.requirements
+        if got.ready and not want.ready and (want.reason in PENDING_REASONS
+                                             or want.reason in CONFLICT_REASONS):
+            reqs = tuple(dict.fromkeys(("OWN-12",) + reqs))
+        if phase_of(got) != phase_of(want) or got.status != want.status:
+            reqs, why = _rule(exp, snap, reqs)
+            yield Failure("readiness-matches-contract", reqs,
+                          f"sandbox {sid}: the driver reports Ready={got.status} "
+                          f"{got.reason!r} (phase {phase_of(got)}); the contract says "
+                          f"Ready={want.status} {want.reason!r} (phase {phase_of(want)})" + why)
+        elif (want.reason in PENDING_REASONS or want.reason in CONFLICT_REASONS
+              or want.reason == "ContainerOwnershipPersistFailed") and got.reason != want.reason:
+            reqs, why = _rule(exp, snap, reqs)
+            yield Failure("readiness-matches-contract", reqs,
+                          f"sandbox {sid}: reason {got.reason!r}; the contract says "
+                          f"{want.reason!r}" + why)
 
 
 @check("gateway-invariants", when="observation", requirements=("OWN-10", "OWN-11", "OWN-12"))
@@ -239,7 +325,7 @@ def _converges(view: View) -> Iterable[Failure]:
                       "observations")
 
 
-@check("final-expectations", when="final")
+@check("final-expectations", when="final", scenario=True)
 def _final(view: View) -> Iterable[Failure]:
     """The scenario's ``expect``: instances, phases, reasons, tracked sandboxes, containers,
     Deleted events."""
@@ -308,7 +394,8 @@ def _gpu(view: View) -> Iterable[Failure]:
 
 
 
-@check("warnings-deduplicated", when="final", requirements=("OWN-17",))
+@check("warnings-deduplicated", when="final", requirements=("OWN-17",),
+       names=tuple(_WARNING_REQUIREMENT.values()), scenario=True)
 def _warnings(view: View) -> Iterable[Failure]:
     """One Warning per distinct condition: as many as the contract's conditions, no more."""
     got: dict[str, int] = {}
@@ -335,7 +422,8 @@ def _warnings(view: View) -> Iterable[Failure]:
                           f"{n} Warning(s) {reason}; the scenario expects {count}")
 
 
-@check("warnings-name-their-containers", when="final")
+@check("warnings-name-their-containers", when="final",
+       names=tuple(_WARNING_REQUIREMENT.values()) + ("OWN-17",))
 def _warnings_named(view: View) -> Iterable[Failure]:
     """Every Warning the driver emitted names the containers of a condition the contract raised
     with that reason for that sandbox: each container ID of the condition's dedupe key (the
@@ -377,25 +465,6 @@ def _ids_of(notice) -> list[str]:
         if _ID.match(part) and part not in out:
             out.append(part)
     return out
-
-
-_WARNING_REQUIREMENT = {
-    "ContainerIdentityConflict": "OWN-3",
-    "ContainerInstanceMissing": "OWN-6",
-    "ContainerOwnershipPersistFailed": "OWN-15",
-    "ContainerOwnershipUnresolved": "OWN-7",
-    "ContainerReplacementPending": "OWN-7",
-    "SandboxInstanceReplaced": "OWN-4",
-    "SandboxInstanceRollback": "OWN-13",
-    "SandboxReplacementIntentInvalidated": "OWN-8",
-    "SandboxReplacementIntentRecorded": "OWN-4",
-    "UnownedSandboxContainersIgnored": "OWN-18",
-}
-
-
-def _warning_requirement(reason: str) -> tuple[str, ...]:
-    r = _WARNING_REQUIREMENT.get(reason)
-    return (r,) if r else ()
 
 
 @check("deleted-only-on-request", when="final", requirements=("OWN-10", "OWN-14"))

@@ -33,7 +33,7 @@ from ..api import Condition
 from ..engines.base import Container
 from .rules import Situation
 
-__all__ = ["Expected", "Oracle", "REQUIREMENTS_BY_OUTCOME"]
+__all__ = ["EXPECTATION_REQUIREMENTS", "Expected", "Oracle", "REQUIREMENTS_BY_OUTCOME"]
 
 #: The requirement an outcome exercises, for naming what broke.
 REQUIREMENTS_BY_OUTCOME = {
@@ -48,6 +48,14 @@ REQUIREMENTS_BY_OUTCOME = {
     Outcome.UNRESOLVED: "OWN-7",
     Outcome.PERSIST_FAILED: "OWN-15",
 }
+
+
+#: Every requirement an expectation can name: its outcome's, and those ``observe`` adds (OWN-5
+#: for a gap handoff, OWN-3 for duplicates, OWN-15 for an untrusted journal, OWN-19 for a GPU
+#: candidate, OWN-9 after a restart, OWN-16 after a crash).
+EXPECTATION_REQUIREMENTS = tuple(sorted(
+    set(REQUIREMENTS_BY_OUTCOME.values()) | {"OWN-3", "OWN-5", "OWN-9", "OWN-15", "OWN-16",
+                                             "OWN-19"}, key=lambda r: int(r.split("-")[1])))
 
 
 @dataclass(frozen=True)

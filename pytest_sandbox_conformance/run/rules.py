@@ -42,8 +42,6 @@ Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
-
 from reference_driver.decision import Outcome, ready_for_state
 from reference_driver.naming import is_backup_name
 from reference_driver.state import Record
@@ -51,7 +49,10 @@ from reference_driver.state import Record
 from ..api import CONFLICT_REASONS, PENDING_REASONS, Snapshot
 from ..engines.base import NON_TERMINAL_STATES, Container, ids_match
 
-__all__ = ["Situation", "broken_rule"]
+__all__ = ["RULES", "Situation", "broken_rule"]
+
+#: Every requirement :func:`broken_rule` can name.
+RULES = ("OWN-3", "OWN-4", "OWN-5", "OWN-7", "OWN-8", "OWN-13")
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,3 @@ def _other_instance(outcome: str, s: Situation, x: Container, a: Container | Non
                           "intent"))
     return None
 
-
-def situation_of(record: Record, candidates: Sequence[Container], canonical: str,
-                 generation_label: str, invalidated: frozenset[str]) -> Situation:
-    return Situation(record, tuple(candidates), canonical, generation_label, invalidated)
