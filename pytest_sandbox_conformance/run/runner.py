@@ -31,6 +31,7 @@ No pytest here: the plugin is a thin face over :func:`play`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -159,8 +160,11 @@ class _Run:
         self.namespace = config.namespace or f"{config.namespace_prefix}-{run_id}"
         #: The play's own folder, and the driver's state folder in it (``state_audit.py``).
         self.run_dir = Path(tempfile.mkdtemp(prefix="sbx-state-", dir=config.state_root))
+        # The driver's folder starts as ``mkdir -p`` under the usual umask leaves it (0755): a
+        # driver makes its folder owner-only itself (OWN-15), as it must on a real host.
         self.state_dir = self.run_dir / "state"
-        self.state_dir.mkdir(mode=0o700)
+        self.state_dir.mkdir()
+        os.chmod(self.state_dir, 0o755)
         self.engine = config.engine()
         self.adapter: GuardedAdapter | None = None
         #: Set once the engine was found gone: cleanup then leaves the engine alone.
