@@ -44,12 +44,14 @@ class ReferenceAdapter(DriverAdapter):
         self.capabilities = caps | ({"power-loss"} if "journal-faults" in caps else set())
         #: The folder the driver keeps its journal in: the suite audits it (OWN-15).
         self.state_folder = ctx.state_dir
-        #: What its fsyncs made durable (the power-loss fault; renames from outside it).
-        self.durability = FolderWatch(ctx.state_dir)
         self._notes: list[str] = []
         self._power_at_crash = False
         self.driver = driver_cls(ctx.engine, ctx.state_dir, namespace=ctx.namespace,
                                  image=ctx.image)
+        #: What its fsyncs made durable (the power-loss fault; renames from outside it), from
+        #: when the driver has made its folder.
+        self.durability = (FolderWatch(ctx.state_dir) if os.path.isdir(ctx.state_dir)
+                           else None)
         self.version = getattr(self.driver, "driver_version", "")
         self.labels = self.driver.labels
         self._watcher = self.driver.watch()
@@ -93,7 +95,8 @@ class ReferenceAdapter(DriverAdapter):
             with open(path, "wb") as f:
                 f.write(b'{"version": 1, "sandbox_id": ')  # torn JSON
                 os.fsync(f.fileno())
-            self.durability.baseline()
+            if self.durability is not None:
+                self.durability.baseline()
         else:
             raise ValueError(f"unknown journal fault {kind!r}")
 
@@ -136,6 +139,8 @@ class ReferenceAdapter(DriverAdapter):
             return None
 
     def _power_loss(self, what: str) -> None:
+        if self.durability is None:
+            raise ValueError("power-loss: the driver made no state folder to watch")
         undone = self.durability.power_loss()
         self._notes.append(f"power loss: {what}; the state folder is rewritten to what its "
                            "fsyncs made durable: " + ("; ".join(undone) or "nothing undone"))
@@ -145,7 +150,8 @@ class ReferenceAdapter(DriverAdapter):
         return notes
 
     def close(self) -> None:
-        self.durability.close()
+        if self.durability is not None:
+            self.durability.close()
 
 
 def factory(ctx: DriverContext) -> ReferenceAdapter:

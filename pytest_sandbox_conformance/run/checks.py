@@ -215,7 +215,12 @@ def _rule(exp: Expected, snap: Snapshot, reqs: tuple[str, ...] | None = None
         return reqs, ""
     rule, what = found
     keep = tuple(r for r in reqs if r == "OWN-12")  # promotion while unresolved stays named
-    return (tuple(dict.fromkeys(keep + (rule,))),
+    reported = next((c for c in exp.situation.candidates
+                     if ids_match(snap.instance_id, c.id)), None)
+    gpu = ("OWN-19",) if reported is not None and (reported.device_requests
+                                                  or reported.runtime) else ()
+    # A GPU container adopted or refused by other rules than any container's breaks OWN-19 too.
+    return (tuple(dict.fromkeys(keep + (rule,) + gpu)),
             f"; {what} ({rule}; the contract's outcome here is {exp.outcome}, "
             f"{', '.join(exp.requirements)})")
 

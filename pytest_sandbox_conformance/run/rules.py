@@ -114,7 +114,10 @@ def _other_instance(outcome: str, s: Situation, x: Container, a: Container | Non
     others = [c for c in s.candidates if c.id != x.id and (a is None or c.id != a.id)]
     retired_backups = all(c.id in rec.retired and c.state == "exited"
                           and is_backup_name(c.name, s.canonical) for c in others)
-    if rec.generation is None or gen != rec.generation:
+    if rec.generation is None:
+        return ("OWN-7", f"it adopted {_short(x.id)}, though the sandbox's record has no "
+                         "generation (nothing can be adopted)")
+    if gen != rec.generation:
         return ("OWN-7", f"it adopted {_short(x.id)}, whose generation label is "
                          f"{'missing' if gen is None else 'not the journaled one'}")
     if x.state not in NON_TERMINAL_STATES:
