@@ -15,9 +15,11 @@ empty, as delayed allocation leaves it).
 
 How the watch learns of fsyncs: while at least one watch is open, :func:`os.fsync`,
 :func:`os.fdatasync`, :func:`os.sync`, :func:`os.rename` and :func:`os.replace` are wrapped,
-process-wide. A wrapper calls the real function first and, only when it succeeded, tells every
-open watch, which looks at the file descriptor's device and inode (or the paths) and ignores what
-is not its folder's; nothing a driver calls behaves differently. ``pathlib`` and ``shutil`` call
+process-wide. An fsync wrapper calls the real function first and, only when it succeeded, tells
+every open watch, which looks at the file descriptor's device and inode and ignores what is not
+its folder's; a rename wrapper tells the watches of the attempt first (a rename into the folder
+from outside it is noted even when it fails, across filesystems), then renames. Nothing a
+driver calls behaves differently. ``pathlib`` and ``shutil`` call
 these functions too. The last watch closed puts the originals back. A driver in another process,
 or one that syncs through other means (``O_SYNC``, ``O_DSYNC``, ``msync``), cannot be watched:
 ``docs/scenarios.md`` (Checks, ``power-loss``) says what that leaves unchecked.
@@ -68,12 +70,12 @@ def _install() -> None:
         _notify("baseline")
 
     def rename(src, dst, *args, **kwargs):
+        _notify("_renaming", src, dst)
         real_rename(src, dst, *args, **kwargs)
-        _notify("_renamed", src, dst)
 
     def replace(src, dst, *args, **kwargs):
+        _notify("_renaming", src, dst)
         real_replace(src, dst, *args, **kwargs)
-        _notify("_renamed", src, dst)
 
     os.fsync, os.fdatasync, os.sync = fsync, fdatasync, sync
     os.rename, os.replace = rename, replace
@@ -168,7 +170,9 @@ class FolderWatch:
                 return self.folder / name
         return None
 
-    def _renamed(self, src: object, dst: object) -> None:
+    def _renaming(self, src: object, dst: object) -> None:
+        """A rename into the folder is about to be tried (noted even if it then fails: the
+        file was made outside the folder either way)."""
         try:
             src_path = Path(os.fsdecode(src)).absolute()
             dst_path = Path(os.fsdecode(dst)).absolute()

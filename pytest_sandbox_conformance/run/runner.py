@@ -313,7 +313,11 @@ class _Run:
                                          ", ".join(where), moment.seq)
 
     def failure(self, failures: Sequence[Failure] = ()) -> ConformanceFailure:
-        """The play's failure: ``failures`` (found now) after everything found before."""
+        """The play's failure: ``failures`` (found now) after everything found before, and
+        after what the state folder shows now (a driver that failed may have left it astray)."""
+        if self.adapter is not None and not self.adapter.stuck:
+            for problem in self.audit_state():
+                self.found(Failure("state-folder-owner-only", ("OWN-15",), problem))
         for f in failures:
             self.found(f)
         if self.adapter is not None and not self.adapter.stuck:
