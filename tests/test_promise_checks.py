@@ -248,6 +248,15 @@ def test_an_adoption_after_an_invalidated_intent_is_named_own8():
     assert broken_rule(outcome, s, _snap("b"))[0] == "OWN-8"
 
 
+def test_pending_on_an_invalidated_intent_is_named_own8():
+    # OWN-8: the intent was invalidated (B exited); reporting the handoff pending still acts on it.
+    rec = Record("s1", "box", "ns", "a" * 64, "g")
+    outcome, s = _situation(rec, [_c("b", CANON, "exited")], invalidated={"b" * 64})
+    assert outcome == Outcome.CONFLICT
+    got = broken_rule(outcome, s, _snap("a", "ContainerReplacementPending", "False"))
+    assert got is not None and got[0] == "OWN-8"
+
+
 def test_the_exited_backup_reported_as_a_plain_instance_is_named_own4():
     # OWN-4: the handoff shape (A exited under the backup name, B with copied labels running).
     rec = Record("s1", "box", "ns", "a" * 64, "g")

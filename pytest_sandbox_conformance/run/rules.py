@@ -35,6 +35,9 @@ Instance as the contract says (``X == E``), readiness not:
   handoff shape: **OWN-4**.
 * ``A`` is authoritative beside duplicates and the driver reports a pending or conflict reason:
   the snapshot must come from ``A`` whatever else is listed: **OWN-3**.
+* the driver reports the handoff pending where the contract neither records, invalidates nor
+  holds an intent, beside a candidate whose intent the contract invalidated earlier: it still
+  acts on the invalidated intent: **OWN-8**.
 
 Pure: no I/O.
 """
@@ -86,8 +89,16 @@ def broken_rule(outcome: str, situation: Situation | None,
                and is_backup_name(a.name, situation.canonical))
     if x is not None and x.id != rec.authority:
         return _other_instance(outcome, situation, x, a, handoff)
-    if x is not None and a is not None and x.id == a.id:
+    if ids_match(snapshot.instance_id, rec.authority):
         reason = snapshot.ready.reason
+        if reason in PENDING_REASONS and outcome not in (
+                Outcome.RECORD_INTENT, Outcome.INVALIDATE, Outcome.PENDING) and any(
+                c.id in situation.invalidated for c in cands):
+            return ("OWN-8", "it reports the handoff pending after the intent for "
+                             f"{', '.join(_short(c.id) for c in cands if c.id in situation.invalidated)}"
+                             " was invalidated: an invalidated intent is dropped")
+        if a is None:
+            return None
         if handoff and outcome in (Outcome.RECORD_INTENT, Outcome.PENDING) \
                 and reason == ready_for_state(a).reason:
             return ("OWN-4", f"it reports the backup {_short(a.id)} ({a.name}) as a plain "
