@@ -40,8 +40,6 @@ class ReferenceAdapter(DriverAdapter):
         self._cls = driver_cls
         if name:
             self.name = name
-        caps = frozenset(getattr(driver_cls, "capabilities", self.capabilities))
-        self.capabilities = caps | ({"power-loss"} if "journal-faults" in caps else set())
         #: The folder the driver keeps its journal in: the suite audits it (OWN-15).
         self.state_folder = ctx.state_dir
         self._notes: list[str] = []
