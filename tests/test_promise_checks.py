@@ -316,7 +316,7 @@ def test_a_play_that_rolls_back_to_a_never_owned_container_names_own13_first(tmp
 
 
 def test_every_requirement_is_read_by_a_check():
-    # OWN-1..OWN-20: each is named by some check's failures (docs/contract.md, section 8).
+    # Each requirement is named by some check's failures (docs/contract.md, section 8).
     table = requirement_checks()
     assert [r for r, checks in table.items() if not checks] == []
     assert set(RUNNER_CHECKS) == {"create", "delete"}
