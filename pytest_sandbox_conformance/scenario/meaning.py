@@ -244,11 +244,12 @@ class _Story:
         if kind == "power-loss" and "at" not in step.args:
             self.do_restart(step, path)  # the power goes now: the driver restarts, nothing armed
             return
-        if kind == "power-loss":
-            kind = "crash"  # armed like a crash, at the same steps of a write
-        other = "crash" if kind == "write-fail" else "write-fail"
-        earlier = next((a for a in self.armed if a.kind == f"journal_fault:{other}"), None)
+        # A power loss at a write is armed like a crash, and meets the same write.
+        others = ("crash", "power-loss") if kind == "write-fail" else ("write-fail",)
+        earlier = next((a for a in self.armed
+                        if a.kind in {f"journal_fault:{o}" for o in others}), None)
         if earlier is not None:
+            other = earlier.kind.split(":", 1)[1]
             # Which one the next write meets is the adapter's choice (the reference adapter fails
             # the write before it can crash); when each was consumed depends on the schedule.
             self.err(path + ("journal_fault",), f"journal_fault: {kind} while the {other} of "
