@@ -10,7 +10,9 @@ frozen since, see that module), runs the bundled catalog in an empty temporary f
     python -m pytest --sandbox-driver=sensitivity_drivers:<name> --sandbox-schedules=exhaustive \
         -n 2 --sandbox-report=<tmp>/report.json -p no:cacheprovider -q
 
-with ``PYTHONPATH=<repo>/tests:<repo>``, and prints one line per driver: caught or not, the
+with ``PYTHONPATH=<repo>/tests:<repo>`` and the checkout's own catalog (``--sandbox-no-builtin
+--sandbox-scenarios=<repo>/scenarios``: the installed catalog may be another checkout's, as with
+an editable install made from another worktree), and prints one line per driver: caught or not, the
 requirements its failures name (the JSON report's failed items' ``broken``), how many items
 failed, and the seconds the run took. ``--generate N[:SEED]`` runs each driver a second time with
 ``--sandbox-schedules=generate:N:SEED``; while the suite refuses that option the generated column
@@ -79,6 +81,7 @@ def run_catalog(driver: str, schedules: str, workers: int) -> Run:
                                                           env.get("PYTHONPATH", "")]))
         cmd = [sys.executable, "-m", "pytest", f"--sandbox-driver={driver}",
                f"--sandbox-schedules={schedules}", f"--sandbox-report={report}",
+               "--sandbox-no-builtin", f"--sandbox-scenarios={ROOT / 'scenarios'}",
                "-p", "no:cacheprovider", "-q"]
         if workers:
             cmd += ["-n", str(workers)]
@@ -149,8 +152,8 @@ def main() -> int:
         generate = f"generate:{m.group(1)}:{m.group(2) or 0}"
 
     reference = run_catalog("reference", "exhaustive", args.workers)
-    ok = (reference.report is not None and reference.report.get("verdict") == "conformant"
-          and not reference.failed)
+    ok = (reference.report is not None and not reference.failed
+          and reference.report.get("counts", {}).get("passed", 0) > 0)
     print(f"reference driver, catalog exhaustive: "
           f"{'conformant' if ok else 'NOT CONFORMANT'} "
           f"({reference.report['counts'] if reference.report else 'no report'}, "

@@ -5,6 +5,9 @@
   table; nothing else.
 * ``docs/contract.md``, section "Scenarios that check it": per requirement, exactly the catalog
   scenarios that list it, by profile.
+* ``docs/contract.md``, section "Checks that read it": per requirement, exactly the checks whose
+  failures can name it (``run.checks.requirement_checks()``: the registered checks and the
+  runner's own); ``docs/scenarios.md``'s checks table has a row for every check.
 * Every ``--sandbox-*`` option (``options.OPTIONS``) in README.md's options table and somewhere
   under ``docs/``; every story action, step field and scenario field of the JSON Schema in
   ``docs/scenarios.md``; every capability in ``docs/adapters.md`` or ``docs/scenarios.md``; every
@@ -41,6 +44,11 @@ from pytest_sandbox_conformance.scenario.schema import (  # noqa: E402
     WARNING_REASONS,
 )
 from pytest_sandbox_conformance.exploration.schedule import exhaustive_count, pinned  # noqa: E402
+from pytest_sandbox_conformance.run.checks import (  # noqa: E402
+    REGISTRY,
+    RUNNER_CHECKS,
+    requirement_checks,
+)
 
 DOCS = ROOT / "docs"
 CATALOG = ROOT / "scenarios"
@@ -268,6 +276,10 @@ def render_contract_row(req: str, scenarios) -> str:
     return f"| {req} | {_code_list(core)} | {_code_list(extended)} |"
 
 
+def render_checks_row(req: str, _scenarios=None) -> str:
+    return f"| {req} | {_code_list(requirement_checks()[req])} |"
+
+
 def render_all(scenarios) -> str:
     out = ["docs/scenarios.md, section 'The catalog':", "", catalog_summary(scenarios), "",
            "| file | scenario | profile | requirements | pinned schedules | exhaustive | needs |",
@@ -278,6 +290,9 @@ def render_all(scenarios) -> str:
     out += ["", "docs/contract.md, section 'Scenarios that check it':", "",
             "| requirement | core scenarios | extended scenarios |", "|---|---|---|"]
     out += [render_contract_row(r, scenarios) for r in REQUIREMENTS]
+    out += ["", f"docs/contract.md, section {CHECKS_SECTION!r}:", "",
+            "| requirement | checks |", "|---|---|"]
+    out += [render_checks_row(r) for r in REQUIREMENTS]
     return "\n".join(out)
 
 
@@ -296,6 +311,7 @@ def _diff_message(where: str, what: str, missing, extra) -> list[str]:
 
 
 CATALOG_SECTION = "The catalog"
+CHECKS_SECTION = "Checks that read it"
 
 
 def _catalog_table() -> Table:
@@ -398,6 +414,21 @@ def test_contract_lists_the_scenarios_that_check_each_requirement(catalog):
     problems = _per_requirement_problems(table, catalog, want,
                                          ("core scenarios", "extended scenarios"),
                                          render_contract_row)
+    assert not problems, "\n".join(problems)
+
+
+def test_contract_lists_the_checks_that_read_each_requirement(catalog):
+    table = find_table(CONTRACT, CHECKS_SECTION, "requirement")
+    want = {r: (set(checks),) for r, checks in requirement_checks().items()}
+    problems = _per_requirement_problems(table, catalog, want, ("checks",), render_checks_row)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_check_has_a_row_in_the_scenarios_doc():
+    table = find_table(SCENARIOS_DOC, "The oracle and the checks", "check")
+    listed = {c for row in table.rows for c in codes(row[0])}
+    names = set(REGISTRY) | set(RUNNER_CHECKS)
+    problems = _diff_message(table.where, "rows for the checks", names - listed, listed - names)
     assert not problems, "\n".join(problems)
 
 
@@ -617,6 +648,7 @@ def test_markdown_reader_skips_fenced_headings_and_escaped_pipes(tmp_path):
     (SCENARIOS_DOC, CATALOG_SECTION, "file"),
     (SCENARIOS_DOC, CATALOG_SECTION, "requirement"),
     (CONTRACT, CONTRACT_SECTION, "requirement"),
+    (CONTRACT, CHECKS_SECTION, "requirement"),
 ])
 def test_each_generated_table_appears_once(path, section, first):
     """Generated tables are regenerated in place, never appended: one table of each kind."""
@@ -648,7 +680,8 @@ def write_generated(scenarios) -> list[str]:
                         (CATALOG_SECTION, "requirement",
                          [render_scenarios_requirement_row(r, scenarios) for r in REQUIREMENTS])],
         CONTRACT: [(CONTRACT_SECTION, "requirement",
-                    [render_contract_row(r, scenarios) for r in REQUIREMENTS])],
+                    [render_contract_row(r, scenarios) for r in REQUIREMENTS]),
+                   (CHECKS_SECTION, "requirement", [render_checks_row(r) for r in REQUIREMENTS])],
     }
     for path, tables in jobs.items():
         before = path.read_text(encoding="utf-8")

@@ -188,6 +188,11 @@ A = "  - create: s1\n    as: A\n"
      "story[0].sandbox: sandbox s1 has no journal to corrupt here (it is not created yet)"),
     (A + "  - journal_fault: crash\n    at: rename\n    times: 3\n", "expect: {}",
      "story[1].times: journal_fault: crash takes no 'times'"),
+    (A + "  - journal_fault: power-loss\n    times: 2\n", "expect: {}",
+     "story[1].times: journal_fault: power-loss takes no 'times'"),
+    ("  - journal_fault: power-loss\n    at: rename\n" + A, "expect: {}",
+     "the journal_fault: power-loss of step 1 may still be armed here and would fail the "
+     "driver's create"),
     (A + "  - journal_fault: write-fail\n  - journal_fault: crash\n    at: fsync-dir\n",
      "expect: {}", "story[2].journal_fault: journal_fault: crash while the write-fail of step 2 "
                    "may still be armed"),

@@ -40,7 +40,8 @@ ENTRY_POINT_GROUP = "sandbox_conformance.drivers"
 
 #: Capabilities an adapter may declare (the engine declares the others; ``list-order`` comes
 #: from either: an adapter that declares it is given each observation's list order).
-ADAPTER_CAPABILITIES = frozenset({"restart", "journal-faults", "gpu", "list-order"})
+ADAPTER_CAPABILITIES = frozenset({"restart", "journal-faults", "power-loss", "gpu",
+                                  "list-order"})
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,11 @@ class DriverAdapter(abc.ABC):
         """Fail, crash or corrupt journal writes (capability ``journal-faults``).
 
         ``kind`` is ``write-fail`` (the next ``times`` writes fail), ``crash`` (the driver dies at
-        step ``at`` of its next write and is restarted) or ``corrupt`` (the journal of
-        ``sandbox_id`` is overwritten with garbage; the driver reads it at its next restart).
+        step ``at`` of its next write and is restarted), ``corrupt`` (the journal of
+        ``sandbox_id`` is overwritten with garbage; the driver reads it at its next restart) or,
+        with capability ``power-loss``, ``power-loss`` (the power goes: now, or with ``at`` at
+        that step of the next write; every change to the state folder that no fsync made
+        durable is undone, then the driver restarts: ``adapters/durability.py``).
         """
         raise NotImplementedError(f"{self.name} does not declare 'journal-faults'")
 

@@ -129,6 +129,8 @@ class GrpcAdapter(DriverAdapter):
         self._live: set[str] = set()
         self._started_seq = 0
         self.gate: ObservationGate | None = None
+        #: Where the driver keeps its durable state, when its command says ({state_dir}).
+        self.state_folder: Path | None = None
         self.capabilities = _capabilities(bool(cmd), gated=bool(cmd) and gate == "auto")
         self.timing = "exact" if "list-order" in self.capabilities else "approximate"
         try:
@@ -138,6 +140,9 @@ class GrpcAdapter(DriverAdapter):
                 self.socket_path = str(Path(self._tmp) / "driver.sock")
                 self.driver_state = Path(ctx.state_dir) / "grpc-driver"
                 self.driver_state.mkdir(parents=True, exist_ok=True)
+                if "{state_dir}" in cmd:
+                    # The driver keeps its durable state where the suite said: audited (OWN-15).
+                    self.state_folder = self.driver_state
                 base_url = getattr(ctx.engine, "base_url", None)
                 if not base_url:
                     raise DriverProcessError(

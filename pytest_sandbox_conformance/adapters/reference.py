@@ -4,6 +4,11 @@
 interface (``create``, ``delete``, ``observe``, ``snapshot``, ``watch``, ``restart`` and a
 ``journal`` with a ``crash_hook``), which is how the project's deliberately broken drivers are
 tested (``tests/broken_drivers.py``).
+
+The adapter declares the driver's state folder (``state_folder``: the suite audits it after every
+step, OWN-15) and watches it with a :class:`~.durability.FolderWatch`, which is what makes the
+``power-loss`` journal fault possible: the folder is rewritten to what its fsyncs made durable,
+then the driver restarts over it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from reference_driver.journal import Journal
 
 from ..api import Event, SandboxSpec, Snapshot
 from .base import DriverAdapter, DriverContext
+from .durability import FolderWatch
 
 __all__ = ["ReferenceAdapter", "SimulatedCrash", "factory"]
 
@@ -26,7 +32,7 @@ class SimulatedCrash(BaseException):
 
 class ReferenceAdapter(DriverAdapter):
     name = "reference"
-    capabilities = ReferenceDriver.capabilities
+    capabilities = ReferenceDriver.capabilities | {"power-loss"}
 
     def __init__(self, ctx: DriverContext, driver_cls: Callable[..., ReferenceDriver] = ReferenceDriver,
                  name: str | None = None) -> None:
@@ -34,8 +40,16 @@ class ReferenceAdapter(DriverAdapter):
         self._cls = driver_cls
         if name:
             self.name = name
+        #: The folder the driver keeps its journal in: the suite audits it (OWN-15).
+        self.state_folder = ctx.state_dir
+        self._notes: list[str] = []
+        self._power_at_crash = False
         self.driver = driver_cls(ctx.engine, ctx.state_dir, namespace=ctx.namespace,
                                  image=ctx.image)
+        #: What its fsyncs made durable (the power-loss fault; renames from outside it), from
+        #: when the driver has made its folder.
+        self.durability = (FolderWatch(ctx.state_dir) if os.path.isdir(ctx.state_dir)
+                           else None)
         self.version = getattr(self.driver, "driver_version", "")
         self.labels = self.driver.labels
         self._watcher = self.driver.watch()
@@ -68,12 +82,19 @@ class ReferenceAdapter(DriverAdapter):
         if kind == "write-fail":
             self._fail_writes += times
         elif kind == "crash":
-            self._crash_at = at
+            self._crash_at, self._power_at_crash = at, False
+        elif kind == "power-loss" and at is not None:
+            self._crash_at, self._power_at_crash = at, True
+        elif kind == "power-loss":
+            self._power_loss("the power goes")
+            self.restart()
         elif kind == "corrupt":
             path = Journal(self.ctx.state_dir, self.ctx.namespace).path_for(sandbox_id or "")
             with open(path, "wb") as f:
                 f.write(b'{"version": 1, "sandbox_id": ')  # torn JSON
                 os.fsync(f.fileno())
+            if self.durability is not None:
+                self.durability.baseline()
         else:
             raise ValueError(f"unknown journal fault {kind!r}")
 
@@ -109,8 +130,26 @@ class ReferenceAdapter(DriverAdapter):
             return op()
         except SimulatedCrash as crash:
             self.crashed = str(crash)
+            if self._power_at_crash:
+                self._power_at_crash = False
+                self._power_loss(f"the power goes at {crash} of a journal write")
             self.restart()
             return None
+
+    def _power_loss(self, what: str) -> None:
+        if self.durability is None:
+            raise ValueError("power-loss: the driver made no state folder to watch")
+        undone = self.durability.power_loss()
+        self._notes.append(f"power loss: {what}; the state folder is rewritten to what its "
+                           "fsyncs made durable: " + ("; ".join(undone) or "nothing undone"))
+
+    def diagnostics(self) -> list[str]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    def close(self) -> None:
+        if self.durability is not None:
+            self.durability.close()
 
 
 def factory(ctx: DriverContext) -> ReferenceAdapter:

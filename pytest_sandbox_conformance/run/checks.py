@@ -18,10 +18,12 @@ from ..api import CONFLICT_REASONS, PENDING_REASONS, Snapshot, gate_open, phase_
 from ..engines.base import Container, ids_match
 from .gateway import Gateway
 from ..live.gpu import gpu_seen_inside
-from .oracle import Expected
+from .oracle import EXPECTATION_REQUIREMENTS, Expected
+from .rules import RULES, broken_rule
 from ..scenario.model import Expect, Scenario
 
-__all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "REGISTRY"]
+__all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "requirement_checks",
+           "REGISTRY", "RUNNER_CHECKS"]
 
 WHEN = ("observation", "step", "final")
 _REQ = re.compile(r"^OWN-([1-9]|1[0-9]|20)$")
@@ -52,16 +54,28 @@ class CheckSpec:
     requirements: tuple[str, ...]
     doc: str
     fn: Callable[["View"], Iterable[Failure]]
+    #: Requirements it may name besides ``requirements`` (the contract's outcome's, the rule a
+    #: report broke, a Warning reason's); ``scenario``: also the scenario's own ``requirements``.
+    names: tuple[str, ...] = ()
+    scenario: bool = False
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every requirement a failure of this check can name (the scenario's aside)."""
+        return tuple(sorted(set(self.requirements) | set(self.names),
+                            key=lambda r: int(r.split("-")[1])))
 
 
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(name: str, *, when: str, requirements: Sequence[str] = ()):
-    """Register a check. ``requirements`` are the OWN-n it always enforces (some add more)."""
+def check(name: str, *, when: str, requirements: Sequence[str] = (), names: Sequence[str] = (),
+          scenario: bool = False):
+    """Register a check. ``requirements`` are the OWN-n it always enforces; ``names`` those it
+    may name besides; ``scenario``: it names the scenario's own requirements."""
     if when not in WHEN:
         raise ValueError(f"check {name!r}: when={when!r} is not one of {WHEN}")
-    for r in requirements:
+    for r in (*requirements, *names):
         if not _REQ.match(r):
             raise ValueError(f"check {name!r}: {r!r} is not a requirement ID (OWN-1..OWN-20)")
     if name in REGISTRY:
@@ -70,10 +84,30 @@ def check(name: str, *, when: str, requirements: Sequence[str] = ()):
     def decorate(fn: Callable[["View"], Iterable[Failure]]):
         if not fn.__doc__:
             raise ValueError(f"check {name!r} needs a docstring: it is printed in docs/checks")
-        REGISTRY[name] = CheckSpec(name, when, tuple(requirements), fn.__doc__.strip(), fn)
+        REGISTRY[name] = CheckSpec(name, when, tuple(requirements), fn.__doc__.strip(), fn,
+                                   tuple(names), scenario)
         return fn
 
     return decorate
+
+
+#: The runner's own checks (``runner.py``: failures it records itself, not registered
+#: functions): name -> the requirements they name.
+RUNNER_CHECKS: dict[str, tuple[str, ...]] = {
+    "create": ("OWN-1", "OWN-19"),
+    "delete": ("OWN-14",),
+}
+
+
+def requirement_checks() -> dict[str, list[str]]:
+    """OWN-n -> the checks whose failures can name it (registered and the runner's), by name;
+    the checks that name the scenario's own requirements are not listed under each."""
+    out: dict[str, list[str]] = {f"OWN-{n}": [] for n in range(1, 21)}
+    named = [(c.name, c.reads) for c in REGISTRY.values()] + list(RUNNER_CHECKS.items())
+    for name, reads in sorted(named):
+        for r in reads:
+            out[r].append(name)
+    return out
 
 
 def checks_for(when: str) -> list[CheckSpec]:
@@ -112,6 +146,10 @@ class View:
     inspect: Callable[[str], Container | None] = lambda cid: None
     #: What a container's main process sees of its GPU (None where the engine cannot exec).
     look_inside: Callable[[str], str | None] = lambda cid: None
+    #: What the state-folder audit found now (``state_audit.py``; empty where not audited).
+    state_problems: Sequence[str] = ()
+    #: Per (sandbox id, reason): the Warning notices the contract raised so far (the oracle's).
+    notices: Mapping[tuple[str, str], Sequence[object]] = field(default_factory=dict)
 
     def name_of(self, container_id: str | None) -> str:
         if container_id is None:
@@ -122,12 +160,36 @@ class View:
         return container_id[:12] or "''"
 
 
+_WARNING_REQUIREMENT = {
+    "ContainerIdentityConflict": "OWN-3",
+    "ContainerInstanceMissing": "OWN-6",
+    "ContainerOwnershipPersistFailed": "OWN-15",
+    "ContainerOwnershipUnresolved": "OWN-7",
+    "ContainerReplacementPending": "OWN-7",
+    "SandboxInstanceReplaced": "OWN-4",
+    "SandboxInstanceRollback": "OWN-13",
+    "SandboxReplacementIntentInvalidated": "OWN-8",
+    "SandboxReplacementIntentRecorded": "OWN-4",
+    "UnownedSandboxContainersIgnored": "OWN-18",
+}
+
+
+def _warning_requirement(reason: str) -> tuple[str, ...]:
+    r = _WARNING_REQUIREMENT.get(reason)
+    return (r,) if r else ()
+
+
 # -- after every observation ---------------------------------------------------------------------
 
 
-@check("instance-matches-contract", when="observation")
+_COMPARED = tuple(sorted(set(EXPECTATION_REQUIREMENTS) | set(RULES)))
+
+
+@check("instance-matches-contract", when="observation", names=_COMPARED)
 def _instance(view: View) -> Iterable[Failure]:
-    """The snapshot names the container the contract makes authoritative, no other (OWN-2..8, 13)."""
+    """The snapshot names the container the contract makes authoritative, no other (OWN-2..8, 13).
+    A failure names the rule the driver's report broke (``run/rules.py``), with the contract's
+    outcome and its requirement as context."""
     for sid, exp in sorted(view.expected.items()):
         snap = view.snapshots.get(sid)
         got = snap.instance_id if snap is not None else None
@@ -136,16 +198,39 @@ def _instance(view: View) -> Iterable[Failure]:
                           f"sandbox {sid}: the driver reports no snapshot; expected instance "
                           f"{view.name_of(exp.instance_id)} ({exp.outcome})")
         elif not ids_match(got, exp.instance_id):
-            yield Failure("instance-matches-contract", exp.requirements,
+            reqs, why = _rule(exp, snap)
+            yield Failure("instance-matches-contract", reqs,
                           f"sandbox {sid}: the driver reports instance {view.name_of(got)}; the "
-                          f"contract says {view.name_of(exp.instance_id)} ({exp.outcome})")
+                          f"contract says {view.name_of(exp.instance_id)} ({exp.outcome})" + why)
 
 
-@check("readiness-matches-contract", when="observation")
+def _rule(exp: Expected, snap: Snapshot, reqs: tuple[str, ...] | None = None
+          ) -> tuple[tuple[str, ...], str]:
+    """The requirements a differing report is reported under, and the words that say why: the
+    rule the driver's branch broke where ``run/rules.py`` recognises it (the contract's
+    outcome and requirement then in the words), else the contract's outcome's requirement."""
+    reqs = exp.requirements if reqs is None else reqs
+    found = broken_rule(exp.outcome, exp.situation, snap)
+    if found is None:
+        return reqs, ""
+    rule, what = found
+    keep = tuple(r for r in reqs if r == "OWN-12")  # promotion while unresolved stays named
+    reported = next((c for c in exp.situation.candidates
+                     if ids_match(snap.instance_id, c.id)), None)
+    gpu = ("OWN-19",) if reported is not None and (reported.device_requests
+                                                  or reported.runtime) else ()
+    # A GPU container adopted or refused by other rules than any container's breaks OWN-19 too.
+    return (tuple(dict.fromkeys(keep + (rule,) + gpu)),
+            f"; {what} ({rule}; the contract's outcome here is {exp.outcome}, "
+            f"{', '.join(exp.requirements)})")
+
+
+@check("readiness-matches-contract", when="observation", names=_COMPARED + ("OWN-12",))
 def _readiness(view: View) -> Iterable[Failure]:
     """Ready status and phase match; pending and conflict states carry the contract's reason.
     Where the contract says Ready, a driver may still report a readiness gate open (a health
-    check starting, its supervisor not connected: ``api.READINESS_GATE_REASONS``)."""
+    check starting, its supervisor not connected: ``api.READINESS_GATE_REASONS``). A failure
+    names the rule the driver's report broke, as ``instance-matches-contract`` does."""
     for sid, exp in sorted(view.expected.items()):
         snap = view.snapshots.get(sid)
         if snap is None:
@@ -158,15 +243,17 @@ def _readiness(view: View) -> Iterable[Failure]:
                                              or want.reason in CONFLICT_REASONS):
             reqs = tuple(dict.fromkeys(("OWN-12",) + reqs))
         if phase_of(got) != phase_of(want) or got.status != want.status:
+            reqs, why = _rule(exp, snap, reqs)
             yield Failure("readiness-matches-contract", reqs,
                           f"sandbox {sid}: the driver reports Ready={got.status} "
                           f"{got.reason!r} (phase {phase_of(got)}); the contract says "
-                          f"Ready={want.status} {want.reason!r} (phase {phase_of(want)})")
+                          f"Ready={want.status} {want.reason!r} (phase {phase_of(want)})" + why)
         elif (want.reason in PENDING_REASONS or want.reason in CONFLICT_REASONS
               or want.reason == "ContainerOwnershipPersistFailed") and got.reason != want.reason:
+            reqs, why = _rule(exp, snap, reqs)
             yield Failure("readiness-matches-contract", reqs,
                           f"sandbox {sid}: reason {got.reason!r}; the contract says "
-                          f"{want.reason!r}")
+                          f"{want.reason!r}" + why)
 
 
 @check("gateway-invariants", when="observation", requirements=("OWN-10", "OWN-11", "OWN-12"))
@@ -186,6 +273,26 @@ def _gateway_failures(view: View) -> Iterable[Failure]:
         yield Failure("gateway-invariants", (v.requirement,), str(v))
     for v in view.gateway.durable_violations():
         yield Failure("gateway-invariants", ("OWN-11",), str(v))
+
+
+@check("state-folder-owner-only", when="step", requirements=("OWN-15",))
+def _state_folder_step(view: View) -> Iterable[Failure]:
+    """The driver's state folder (where the adapter declares one) holds only owner-only files
+    and folders (no group or other bits: 0600 and 0700), nothing was written beside it, and
+    (in-process) no file was renamed into it from outside it."""
+    yield from _state_failures(view)
+
+
+@check("state-folder-owner-only-after-observation", when="observation",
+       requirements=("OWN-15",))
+def _state_folder_obs(view: View) -> Iterable[Failure]:
+    """The same audit after every observation (journal writes happen there)."""
+    yield from _state_failures(view)
+
+
+def _state_failures(view: View) -> Iterable[Failure]:
+    for problem in view.state_problems:
+        yield Failure("state-folder-owner-only", ("OWN-15",), problem)
 
 
 # -- after a delete step -------------------------------------------------------------------------
@@ -223,7 +330,7 @@ def _converges(view: View) -> Iterable[Failure]:
                       "observations")
 
 
-@check("final-expectations", when="final")
+@check("final-expectations", when="final", scenario=True)
 def _final(view: View) -> Iterable[Failure]:
     """The scenario's ``expect``: instances, phases, reasons, tracked sandboxes, containers,
     Deleted events."""
@@ -292,7 +399,8 @@ def _gpu(view: View) -> Iterable[Failure]:
 
 
 
-@check("warnings-deduplicated", when="final", requirements=("OWN-17",))
+@check("warnings-deduplicated", when="final", requirements=("OWN-17",),
+       names=tuple(_WARNING_REQUIREMENT.values()), scenario=True)
 def _warnings(view: View) -> Iterable[Failure]:
     """One Warning per distinct condition: as many as the contract's conditions, no more."""
     got: dict[str, int] = {}
@@ -319,23 +427,49 @@ def _warnings(view: View) -> Iterable[Failure]:
                           f"{n} Warning(s) {reason}; the scenario expects {count}")
 
 
-_WARNING_REQUIREMENT = {
-    "ContainerIdentityConflict": "OWN-3",
-    "ContainerInstanceMissing": "OWN-6",
-    "ContainerOwnershipPersistFailed": "OWN-15",
-    "ContainerOwnershipUnresolved": "OWN-7",
-    "ContainerReplacementPending": "OWN-7",
-    "SandboxInstanceReplaced": "OWN-4",
-    "SandboxInstanceRollback": "OWN-13",
-    "SandboxReplacementIntentInvalidated": "OWN-8",
-    "SandboxReplacementIntentRecorded": "OWN-4",
-    "UnownedSandboxContainersIgnored": "OWN-18",
-}
+@check("warnings-name-their-containers", when="final",
+       names=tuple(_WARNING_REQUIREMENT.values()) + ("OWN-17",))
+def _warnings_named(view: View) -> Iterable[Failure]:
+    """Every Warning the driver emitted names the containers of a condition the contract raised
+    with that reason for that sandbox: each container ID of the condition's dedupe key (the
+    authority, the duplicates, the candidates, the replaced or revived instance; docs/contract.md
+    section 6), in the Warning's metadata or message, in full or as its 12-character short ID (OWN-3: "one
+    Warning ContainerIdentityConflict that names the other candidates")."""
+    for w in view.gateway.warnings():
+        raised = view.notices.get((w.sandbox_id, w.reason))
+        if not raised:
+            continue  # a condition that never arose: warnings-deduplicated reports it
+        named = " ".join([w.message, *w.metadata.values()])
+        best = None
+        for notice in raised:
+            ids = _ids_of(notice)
+            missing = [i for i in ids if i not in named and i[:12] not in named]
+            if not missing:
+                best = None
+                break
+            if best is None or len(missing) < len(best[1]):
+                best = (ids, missing)
+        if best is not None:
+            ids, missing = best
+            where = f"sandbox {w.sandbox_id}" if w.sandbox_id else "the driver"
+            yield Failure("warnings-name-their-containers",
+                          _warning_requirement(w.reason) or ("OWN-17",),
+                          f"Warning {w.reason} ({where}) does not name "
+                          f"{', '.join(view.name_of(i) for i in missing)}; the contract's "
+                          f"condition names {', '.join(view.name_of(i) for i in ids)}")
 
 
-def _warning_requirement(reason: str) -> tuple[str, ...]:
-    r = _WARNING_REQUIREMENT.get(reason)
-    return (r,) if r else ()
+_ID = re.compile(r"^[0-9a-f]{12,}$")
+
+
+def _ids_of(notice) -> list[str]:
+    """The container IDs a contract notice's condition names: those of its dedupe key
+    (``identity-conflict:A:<ids>``, docs/contract.md section 6)."""
+    out: list[str] = []
+    for part in re.split("[:,]", notice.key):
+        if _ID.match(part) and part not in out:
+            out.append(part)
+    return out
 
 
 @check("deleted-only-on-request", when="final", requirements=("OWN-10", "OWN-14"))

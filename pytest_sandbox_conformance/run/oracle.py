@@ -14,7 +14,7 @@ Pure: no pytest, no engine calls (the runner passes in the containers it listed)
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from reference_driver.decision import (
@@ -31,8 +31,9 @@ from reference_driver.state import Record
 
 from ..api import Condition
 from ..engines.base import Container
+from .rules import Situation
 
-__all__ = ["Expected", "Oracle", "REQUIREMENTS_BY_OUTCOME"]
+__all__ = ["EXPECTATION_REQUIREMENTS", "Expected", "Oracle", "REQUIREMENTS_BY_OUTCOME"]
 
 #: The requirement an outcome exercises, for naming what broke.
 REQUIREMENTS_BY_OUTCOME = {
@@ -49,6 +50,14 @@ REQUIREMENTS_BY_OUTCOME = {
 }
 
 
+#: Every requirement an expectation can name: its outcome's, and those ``observe`` adds (OWN-5
+#: for a gap handoff, OWN-3 for duplicates, OWN-15 for an untrusted journal, OWN-19 for a GPU
+#: candidate, OWN-9 after a restart, OWN-16 after a crash).
+EXPECTATION_REQUIREMENTS = tuple(sorted(
+    set(REQUIREMENTS_BY_OUTCOME.values()) | {"OWN-3", "OWN-5", "OWN-9", "OWN-15", "OWN-16",
+                                             "OWN-19"}, key=lambda r: int(r.split("-")[1])))
+
+
 @dataclass(frozen=True)
 class Expected:
     """The oracle's expectation for one sandbox after one observation."""
@@ -59,6 +68,8 @@ class Expected:
     ready: Condition
     requirements: tuple[str, ...]
     candidates: tuple[str, ...]
+    #: What the outcome was decided on (to tell which rule a differing report broke).
+    situation: Situation | None = field(default=None, compare=False, repr=False)
 
 
 class _Dedupe:
@@ -90,8 +101,16 @@ class Oracle:
         self._lenient = _Dedupe()  # forgets them at restarts (a restarted driver may re-warn)
         self._fail_writes = 0
         self._crash_at: str | None = None
+        #: Whether the armed crash is a power loss (nothing the folder's fsync did not make
+        #: durable survives it: a crash at fsync-dir keeps the old journal too).
+        self._crash_power = False
         self._corrupt: set[str] = set()
         self.restarts = 0
+        #: Per (sandbox id, reason): every Warning notice the contract raised so far, in order
+        #: (what each Warning the driver emits must name: ``warnings-name-their-containers``).
+        self.raised: dict[tuple[str, str], list[Notice]] = {}
+        #: Replacements of the intents the contract invalidated so far.
+        self.invalidated: set[str] = set()
         #: Injected crashes so far: expectations after one also check OWN-16.
         self.crashes = 0
         #: Whether the last observation was a fixpoint: no decision wanted to change an ownership
@@ -116,7 +135,14 @@ class Oracle:
         if kind == "write-fail":
             self._fail_writes += times
         elif kind == "crash":
-            self._crash_at = at
+            self._crash_at, self._crash_power = at, False
+        elif kind == "power-loss" and at is not None:
+            self._crash_at, self._crash_power = at, True
+        elif kind == "power-loss":
+            # The power goes between steps: a conforming driver made every change durable
+            # before it acted on it (OWN-15), so it restarts from exactly what it had.
+            self.crashes += 1
+            self.restarted()
         elif kind == "corrupt" and sandbox_id is not None:
             self._corrupt.add(sandbox_id)
 
@@ -151,6 +177,8 @@ class Oracle:
             candidates = candidates_for(record, groups, keys.sandbox_name)
             canonical = self.canonical.get(sid) or canonical_name(record.name, sid)
             decision = decide(record, candidates, canonical, keys.generation)
+            situation = Situation(record, tuple(candidates), canonical, keys.generation,
+                                  frozenset(self.invalidated))
             outcome = decision.outcome
             instance_id, ready, notices = decision.instance_id, decision.ready, decision.notices
             reqs = [REQUIREMENTS_BY_OUTCOME[outcome]]
@@ -173,7 +201,8 @@ class Oracle:
                 self.quiet = False
                 if self._crash_at is not None:
                     at, self._crash_at = self._crash_at, None
-                    if at == "fsync-dir":   # the rename happened: the new journal stands
+                    if at == "fsync-dir" and not self._crash_power:
+                        # the rename happened: the new journal stands (a power loss undoes it)
                         self.records[sid] = decision.record
                     crashed = True
                     self.crashes += 1
@@ -186,17 +215,28 @@ class Oracle:
                     outcome, reqs = decision.outcome, ["OWN-15"]
                 else:
                     self.records[sid] = decision.record
+                    if outcome == Outcome.INVALIDATE and record.intent is not None:
+                        self.invalidated.add(record.intent.replacement)
             exp = Expected(sid, outcome, instance_id, ready, tuple(dict.fromkeys(reqs)),
-                           tuple(sorted(c.id for c in candidates)))
+                           tuple(sorted(c.id for c in candidates)), situation)
             out[sid] = exp
+            self._remember(sid, notices)
             for d in (self._strict, self._lenient):
                 d.update(sid, notices)
         if crashed:
             return out, True
         notices = unowned_notices(groups, self.records)
+        self._remember("", notices)
         for d in (self._strict, self._lenient):
             d.update("", notices)
         return out, False
+
+    def _remember(self, sandbox_id: str, notices: Iterable[Notice]) -> None:
+        for n in notices:
+            if n.type == "Warning":
+                seen = self.raised.setdefault((sandbox_id, n.reason), [])
+                if n not in seen:
+                    seen.append(n)
 
     def warning_bounds(self) -> dict[str, tuple[int, int]]:
         """Per Warning reason: the fewest and the most a conforming driver may have emitted."""

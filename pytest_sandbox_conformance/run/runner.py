@@ -31,6 +31,7 @@ No pytest here: the plugin is a thin face over :func:`play`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -62,6 +63,7 @@ from .failure import ConformanceFailure, EngineOutage, StoryError
 from .gateway import DurableState, Gateway
 from .guard import AdapterFault, GuardedAdapter
 from .oracle import Oracle
+from .state_audit import audit_state_folder
 from .timeline import Timeline
 
 __all__ = ["ConformanceFailure", "EngineOutage", "RunConfig", "RunResult", "StoryError",
@@ -156,7 +158,13 @@ class _Run:
                                    scenario.expect)
         run_id = uuid.uuid4().hex[:8]
         self.namespace = config.namespace or f"{config.namespace_prefix}-{run_id}"
-        self.state_dir = Path(tempfile.mkdtemp(prefix="sbx-state-", dir=config.state_root))
+        #: The play's own folder, and the driver's state folder in it (``state_audit.py``).
+        self.run_dir = Path(tempfile.mkdtemp(prefix="sbx-state-", dir=config.state_root))
+        # The driver's folder starts as ``mkdir -p`` under the usual umask leaves it (0755): a
+        # driver makes its folder owner-only itself (OWN-15), as it must on a real host.
+        self.state_dir = self.run_dir / "state"
+        self.state_dir.mkdir()
+        os.chmod(self.state_dir, 0o755)
         self.engine = config.engine()
         self.adapter: GuardedAdapter | None = None
         #: Set once the engine was found gone: cleanup then leaves the engine alone.
@@ -246,7 +254,16 @@ class _Run:
         return View(self.sc, self.expect, self.gateway, self.bindings, self.sandbox_ids,
                     deleted_keys=self.deleted_keys, identity_matches=self.identity_matches,
                     gpu_containers=frozenset(self.gpu_containers), inspect=self.inspect,
-                    look_inside=self.look_inside, **kw)
+                    look_inside=self.look_inside, state_problems=self.audit_state(),
+                    notices=self.oracle.raised if self.oracle is not None else {}, **kw)
+
+    def audit_state(self) -> list[str]:
+        """OWN-15's promises about the state folder the adapter declares (none: not audited)."""
+        folder = getattr(self.adapter, "state_folder", None) if self.adapter else None
+        if not folder:
+            return []
+        watch = getattr(self.adapter, "durability", None)
+        return audit_state_folder(self.run_dir, Path(folder), getattr(watch, "foreign", ()))
 
     def look_inside(self, cid: str) -> str | None:
         """What a GPU container's main process sees (OWN-19), where the engine can exec."""
@@ -296,7 +313,11 @@ class _Run:
                                          ", ".join(where), moment.seq)
 
     def failure(self, failures: Sequence[Failure] = ()) -> ConformanceFailure:
-        """The play's failure: ``failures`` (found now) after everything found before."""
+        """The play's failure: ``failures`` (found now) after everything found before, and
+        after what the state folder shows now (a driver that failed may have left it astray)."""
+        if self.adapter is not None and not self.adapter.stuck:
+            for problem in self.audit_state():
+                self.found(Failure("state-folder-owner-only", ("OWN-15",), problem))
         for f in failures:
             self.found(f)
         if self.adapter is not None and not self.adapter.stuck:
@@ -510,7 +531,15 @@ class _Run:
         name = step.binds or f"{step.target}-instance"
         self.bindings[name] = c.id
         self.canonical[step.target] = c.name
+        if decl.gpu:  # OWN-19: the driver's own GPU sandbox has its device request in effect
+            c = self.inspect(c.id) or c
+            self.gpu_containers.add(c.id)
         self.tl.add(f"{name} = {_short(c)}", 2, "container", **self.container_data(c))
+        if decl.gpu and not (any(r.is_gpu for r in c.device_requests) or c.runtime == "nvidia"):
+            self.found(Failure("create", ("OWN-19",),
+                               f"sandbox {sid} was created with gpu: true, but the engine shows "
+                               f"no GPU request in effect on its container {c.short_id} (no "
+                               "device request, no nvidia runtime)"))
         if snap is not None and snap.instance_id and not ids_match(snap.instance_id, c.id):
             self.found(Failure("create", ("OWN-1",),
                                f"create reported instance {snap.instance_id!r}, not the container "
@@ -753,7 +782,7 @@ class _Run:
                 except EngineError as exc:
                     self.tl.add(f"cleanup: {exc} (the session removes what is left)", 0)
         finally:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult:

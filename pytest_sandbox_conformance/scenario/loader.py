@@ -165,6 +165,8 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError],
             needs.add("engine-faults")
         elif action == "journal_fault":
             needs.add("journal-faults")
+            if target == "power-loss":
+                needs.add("power-loss")
         elif action == "restart":
             needs.add("restart")
         elif action in ("clone", "run") and "gpu" in raw:

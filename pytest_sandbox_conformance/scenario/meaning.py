@@ -47,6 +47,7 @@ FAULT_TARGETS = {
     "engine_fault:remove": ("remove", "delete"),
     "journal_fault:write-fail": ("create",),
     "journal_fault:crash": ("create",),
+    "journal_fault:power-loss": ("create",),
 }
 
 Err = Callable[[tuple, str], None]
@@ -225,7 +226,7 @@ class _Story:
 
     def do_journal_fault(self, step: Step, path: tuple) -> None:
         kind = step.target
-        for arg, allowed in (("times", ("write-fail",)), ("at", ("crash",))):
+        for arg, allowed in (("times", ("write-fail",)), ("at", ("crash", "power-loss"))):
             if arg in step.args and kind not in allowed:
                 self.err(path + (arg,), f"journal_fault: {kind} takes no {arg!r} (only "
                                         f"{' and '.join(allowed)} does); it would be ignored")
@@ -240,9 +241,15 @@ class _Story:
             elif key is not None:
                 self._corrupt.add(key)
             return
-        other = "crash" if kind == "write-fail" else "write-fail"
-        earlier = next((a for a in self.armed if a.kind == f"journal_fault:{other}"), None)
+        if kind == "power-loss" and "at" not in step.args:
+            self.do_restart(step, path)  # the power goes now: the driver restarts, nothing armed
+            return
+        # A power loss at a write is armed like a crash, and meets the same write.
+        others = ("crash", "power-loss") if kind == "write-fail" else ("write-fail",)
+        earlier = next((a for a in self.armed
+                        if a.kind in {f"journal_fault:{o}" for o in others}), None)
         if earlier is not None:
+            other = earlier.kind.split(":", 1)[1]
             # Which one the next write meets is the adapter's choice (the reference adapter fails
             # the write before it can crash); when each was consumed depends on the schedule.
             self.err(path + ("journal_fault",), f"journal_fault: {kind} while the {other} of "

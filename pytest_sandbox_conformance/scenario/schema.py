@@ -25,6 +25,8 @@ __all__ = [
 CAPABILITIES = {
     "restart": "the driver can be restarted over its durable state (adapter.restart)",
     "journal-faults": "the driver lets the suite fail, crash or corrupt its journal writes",
+    "power-loss": "the suite sees the in-process driver's fsyncs and can cut its power "
+                  "(journal_fault: power-loss)",
     "list-order": "the engine returns each list in the order the schedule asks for",
     "engine-faults": "the engine can be told to fail its next list, create or remove call",
     "states": "the engine can put a container in any state (dead, paused, removing, ...)",
@@ -223,7 +225,8 @@ STEP_SCHEMAS = {
                                           "state": {"enum": ["running", "created", "exited"]}}),
     "engine_fault": _step("engine_fault", {"enum": ["list", "create", "remove"]},
                           times=_TIMES),
-    "journal_fault": _step("journal_fault", {"enum": ["write-fail", "crash", "corrupt"]},
+    "journal_fault": _step("journal_fault", {"enum": ["write-fail", "crash", "corrupt",
+                                                           "power-loss"]},
                            sandbox=_SANDBOX_KEY,
                            at={"enum": ["open-temp", "write-partial", "fsync-temp", "rename",
                                         "fsync-dir"]},

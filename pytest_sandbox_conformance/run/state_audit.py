@@ -1,0 +1,77 @@
+"""The state-folder audit (OWN-15): the driver's durable state is owner-only, and stays in its
+folder.
+
+The runner gives every play a folder of its own (``sbx-state-XXXX``, mode 0700) and the driver
+the folder ``state`` inside it (``DriverContext.state_dir``). An adapter that declares
+``state_folder`` (the reference adapter: the state folder itself; ``openshell-grpc`` with a
+``--sandbox-driver-cmd`` that uses ``{state_dir}``: the folder it passes) says the driver keeps
+its durable state there. After every story step and observation the runner audits it:
+
+* every file under the folder has no group or other permission bits (OWN-15: "file mode 0600"),
+  every folder none either ("folder mode 0700"), the folder itself included; an owner-only mode
+  stricter than those (0400, 0500) is owner-only too;
+* nothing appeared outside the folder: each folder between the play's own folder and the driver's
+  holds exactly the next one down (a lock file beside the state folder, a temporary file written
+  next to it, are writes outside the driver's folder);
+* for an in-process driver whose fsyncs the suite watches (``adapters/durability.py``), no file
+  was renamed into the folder from outside it (the journal's temporary file must live beside the
+  journal: OWN-15's atomic write is a rename on one filesystem).
+
+Symbolic links are reported, not followed. Reads the filesystem; no pytest, no engine.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["audit_state_folder"]
+
+
+def _mode(st: os.stat_result) -> str:
+    return f"{stat.S_IMODE(st.st_mode):04o}"
+
+
+def audit_state_folder(run_dir: Path, folder: Path, foreign: Sequence[str] = ()) -> list[str]:
+    """What breaks OWN-15 in ``folder`` (the driver's) and around it up to ``run_dir``."""
+    problems: list[str] = []
+    try:
+        rel = folder.resolve().relative_to(run_dir.resolve())
+    except ValueError:
+        rel = None  # a folder the suite does not own: only its own content is audited
+    if rel is not None:
+        here = run_dir
+        for part in rel.parts:
+            try:
+                extra = sorted(n for n in os.listdir(here) if n != part)
+            except OSError:
+                break
+            for name in extra:
+                problems.append(f"{name!r} was written beside the driver's state folder, in "
+                                f"{here}: a driver keeps its state inside its folder")
+            here = here / part
+    if not folder.exists():
+        return problems
+    paths = [folder]
+    for dirpath, dirnames, filenames in os.walk(folder):
+        paths += [Path(dirpath) / name for name in sorted(dirnames) + sorted(filenames)]
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        shown = "the state folder" if path == folder else \
+            f"{path.relative_to(folder)!s} in the state folder"
+        if stat.S_ISLNK(st.st_mode):
+            problems.append(f"{shown} is a symbolic link ({os.readlink(path)!r}): the "
+                            "journal is a file of the owner-only folder")
+        elif stat.S_IMODE(st.st_mode) & 0o077:
+            kind, want = ("folder", "0700") if stat.S_ISDIR(st.st_mode) else ("file", "0600")
+            problems.append(f"{shown} has mode {_mode(st)}: a journal {kind} is owner-only "
+                            f"(mode {want})")
+    for line in foreign:
+        problems.append(f"a file was renamed into the state folder from outside it ({line}): "
+                        "the journal's temporary file lives beside the journal")
+    return problems
