@@ -252,3 +252,45 @@ def test_a_clone_whose_bind_source_vanished_is_a_story_error_on_docker(tmp_path)
     assert "Traceback" not in err.render()
     with DockerEngine() as docker:
         assert docker.list({RUN: run}) == []  # the run's containers were cleaned up
+
+
+RECREATED = """
+id: recreated
+title: The sandbox's container is removed; the driver restarts before a replacement runs
+requirements: [OWN-6, OWN-9]
+profile: core
+sandboxes:
+  s1: {name: box}
+story:
+  - create: s1
+    as: A
+  - remove: A
+  - run: s1
+    as: B
+expect:
+  sandboxes:
+    s1: {instance: B, phase: Ready}
+  containers: [B]
+schedules:
+  restart-in-the-gap:
+    after: {A: [observe], 2: [restart, observe], B: [observe, observe]}
+"""
+
+
+def test_a_step_refused_because_of_a_container_the_driver_made_is_the_drivers_failure(tmp_path):
+    # OWN-6: a driver that "heals" the missing instance at its next poll makes a container under
+    # the canonical name, and the story's `run` of B (a person re-creating the sandbox's
+    # container) is refused for it: the driver's doing, not the story's. The reference driver
+    # plays the same story to the end.
+    from sensitivity_drivers import restart_recreates_missing
+
+    [sc] = load_text(RECREATED, "recreated.yaml")
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "broken").mkdir()
+    assert play_on(sc, tmp_path / "ref").observations >= 3
+    with pytest.raises(ConformanceFailure) as info:
+        play_on(sc, tmp_path / "broken", driver=restart_recreates_missing)
+    [made] = [f for f in info.value.failures if f.check == "containers-only-on-request"]
+    assert made.requirements == ("OWN-6", "OWN-9")
+    assert "that no create asked for" in made.message and "openshell-box-" in made.message
+    assert "REFUSED by the engine (409)" in info.value.timeline.render()

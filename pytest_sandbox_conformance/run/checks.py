@@ -96,6 +96,7 @@ def check(name: str, *, when: str, requirements: Sequence[str] = (), names: Sequ
 RUNNER_CHECKS: dict[str, tuple[str, ...]] = {
     "create": ("OWN-1", "OWN-19"),
     "delete": ("OWN-14",),
+    "containers-only-on-request": ("OWN-6", "OWN-9"),
 }
 
 

@@ -32,6 +32,7 @@ No pytest here: the plugin is a thin face over :func:`play`.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -49,6 +50,7 @@ from ..engines.base import (
     ContainerSpec,
     DeviceRequest,
     Engine,
+    EngineConflict,
     EngineError,
     EngineUnavailable,
     EngineNotFound,
@@ -140,6 +142,8 @@ def _short(c: Container) -> str:
 
 #: Where an out-of-process driver's diagnostic lines come from (their first words).
 _DIAGNOSTIC_SOURCES = ("docker API", "grpc", "driver output")
+#: A container ID in an engine's conflict message (Docker and Podman name the holder).
+_CONTAINER_ID = re.compile(r"\b[0-9a-f]{12,64}\b")
 
 
 def _gpu(c: Container) -> bool:
@@ -177,6 +181,7 @@ class _Run:
         self.sandbox_ids = {key: key + suffix for key in scenario.sandboxes}
         self.name_suffix = suffix  # literal container names get it too
         self.observations = 0
+        self.restarts_done = 0
         self.deleted_keys: list[str] = []
         self.gpu_containers: set[str] = set()
         self.settle: list[dict[str, Snapshot | None]] = []
@@ -427,6 +432,7 @@ class _Run:
         self.tl.at_observation(None)
         self.tl.add("restart the driver", 1, "restart")
         self.adapter.restart()
+        self.restarts_done += 1
         self.oracle.restarted()
         self.consume_events(2)
 
@@ -573,7 +579,41 @@ class _Run:
             self.external_step(step)
         except EngineError as exc:
             self.raise_if_outage(exc)  # gone is no refusal
+            made = self.unrequested_holder(exc)
+            if made is not None:
+                raise self.failure([made]) from exc
             raise self.story_error(step, exc) from exc
+
+    def unrequested_holder(self, exc: EngineError) -> Failure | None:
+        """The driver's failure when ``exc`` is a name conflict with a container of the run's
+        namespace that neither the story nor a requested create made: the driver made a
+        container on its own (recreated a missing or exited instance, say), and the story step
+        that wanted the name could not run because of it. None for any other refusal (then the
+        story itself is at fault: a :class:`StoryError`)."""
+        if not isinstance(exc, EngineConflict):
+            return None
+        mentioned = set(_CONTAINER_ID.findall(str(exc)))
+        try:
+            listed = self.listed()
+        except EngineError:
+            return None
+        for c in listed:
+            if self.binding_of(c.id) is not None:
+                continue
+            if not any(ids_match(m, c.id) for m in mentioned):
+                continue
+            key = self.sandbox_of(c)
+            requirements = ("OWN-6",) + (("OWN-9",) if self.restarts_done else ())
+            self.tl.add(f"REFUSED by the engine ({exc.status}): {exc}", 2, "refused",
+                        status=exc.status, message=str(exc),
+                        context=f"{c.name} ({c.id[:12]}) was made by the driver")
+            return Failure("containers-only-on-request", requirements,
+                           f"the driver made container {c.id[:12]} ({c.name}, {c.state}"
+                           + (f", labelled for sandbox {key}" if key else "")
+                           + ") that no create asked for; the story's next step needed its "
+                           "name. The contract keeps a missing or terminal instance as it is "
+                           "(reported missing or in conflict), never replaced by the driver")
+        return None
 
     def external_step(self, step: Step) -> None:
         e, action = self.engine, step.action
@@ -792,7 +832,7 @@ def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult
     run = _Run(scenario, schedule, config)
     try:
         return run.play()
-    except (EngineOutage, StoryError):
+    except (EngineOutage, StoryError, ConformanceFailure):
         raise
     except DriverUnavailable as exc:
         # The driver process crashed, hung or refused (or the adapter broke the protocol): a
