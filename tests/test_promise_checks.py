@@ -319,7 +319,7 @@ def test_every_requirement_is_read_by_a_check():
     # Each requirement is named by some check's failures (docs/contract.md, section 8).
     table = requirement_checks()
     assert [r for r, checks in table.items() if not checks] == []
-    assert set(RUNNER_CHECKS) == {"create", "delete"}
+    assert set(RUNNER_CHECKS) == {"create", "delete", "containers-only-on-request"}
     assert {"warnings-name-their-containers", "state-folder-owner-only"} <= set(REGISTRY)
 
 
