@@ -60,6 +60,11 @@ class Suite:
         self.driver_caps, self.driver_label = self._probe()
         self.results = Results(self)
         config.pluginmanager.register(self.results, "sandbox-conformance-results")
+        if settings.shard is not None:
+            from .shard import Shard
+
+            config.pluginmanager.register(Shard(*settings.shard, self.results),
+                                          "sandbox-conformance-shard")
         self.live = None
         self.engine = None
         self.gpu_styles: dict[str, str] = {}
