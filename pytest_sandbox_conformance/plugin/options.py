@@ -91,9 +91,9 @@ OPTIONS = (
     Option("gate", "openshell-grpc with --sandbox-driver-cmd: auto (default: the driver's engine "
            "URL is the observation gate) or off (wall-clock observations)", "auto",
            metavar="auto|off"),
-    Option("concurrency", "how many schedules of one item play at once, each isolated as when "
-           "played alone (same results): N, or auto (default: 1 on the fake engine and for "
-           "in-process drivers on a real one, 4... see docs/performance.md)", "auto",
+    Option("concurrency", "how many schedules of one item play at once (1 to 64), each isolated "
+           "as when played alone, with the same results; auto (default): 16 for a driver process "
+           "per run (--sandbox-driver-cmd), else 1 (docs/performance.md)", "auto",
            metavar="N|auto"),
     Option("shard", "run only part K of N of the items (the same part on every machine) and "
            "record it in the reports; sandbox-conformance merge-reports joins the parts' "
