@@ -50,7 +50,11 @@ from pytest_sandbox_conformance.engines.image import ensure_image  # noqa: E402
 from pytest_sandbox_conformance.exploration.plan import Mode, plan  # noqa: E402
 from pytest_sandbox_conformance.live import LiveSession, open_engine  # noqa: E402
 from pytest_sandbox_conformance.plugin.collect import catalog_dir, scenario_files  # noqa: E402
-from pytest_sandbox_conformance.run.concurrent import EnginePool, play_schedules  # noqa: E402
+from pytest_sandbox_conformance.run.concurrent import (  # noqa: E402
+    EnginePool,
+    play_schedules,
+    step_timeout_at_once,
+)
 from pytest_sandbox_conformance.run.runner import RunConfig  # noqa: E402
 from pytest_sandbox_conformance.scenario.loader import load_paths  # noqa: E402
 from reference_driver.naming import LabelKeys  # noqa: E402
@@ -180,9 +184,11 @@ class Bench:
         return wall, results, requests, sampler, errors, len(adapters)
 
     def gated(self, label: str, driver_cmd: str, items, expect_pass: bool):
-        options = {"cmd": driver_cmd, "poll_interval": self.args.poll}
         runs = {}
         for workers in (1, self.args.workers):
+            # As the plugin does: the default step timeout allows for plays at once.
+            options = {"cmd": driver_cmd, "poll_interval": self.args.poll, "step_timeout":
+                       f"{step_timeout_at_once(float(self.args.poll), workers):g}"}
             wall, results, requests, sampler, errors, plays = self.play(
                 items, grpc_adapter.factory, workers, options)
             runs[workers] = results
@@ -195,8 +201,10 @@ class Bench:
             for e in errors:
                 self.problems.append(f"{label} workers={workers}: {e}")
             if expect_pass and failed:
+                first = [f"{f.schedule.id}: {f.failures[0].check}: {f.failures[0].message[:160]}"
+                         for r in results for f in (r or ())][:3]
                 self.problems.append(f"{label} workers={workers}: {failed} schedules failed "
-                                     "for the reference driver")
+                                     f"for the reference driver: {'; '.join(first)}")
             runs[f"wall{workers}"] = wall
         ratio = runs["wall1"] / runs[f"wall{self.args.workers}"]
         print(f"{label}: one at a time / {self.args.workers} at once: {ratio:.2f}x "

@@ -324,3 +324,44 @@ def test_a_real_play_ends_with_cancelled_at_its_next_step(gaps, tmp_path):
         play(sc, schedules[0], RunConfig(driver=factory, engine=FakeEngine, state_root=tmp_path,
                                          cancel=cancel))
     assert list(tmp_path.iterdir()) == []  # its state folder went, as after any play
+
+
+OPTIONS_ADAPTER = """
+import json
+import os
+
+from pytest_sandbox_conformance.adapters.reference import ReferenceAdapter
+
+
+def factory(ctx):
+    with open(os.environ["SCT_OPTIONS_FILE"], "a") as f:
+        f.write(json.dumps(ctx.options) + "\\n")
+    return ReferenceAdapter(ctx)
+"""
+
+
+def test_driver_processes_at_once_get_a_step_timeout_for_the_shared_engine(
+        suite, pytester: pytest.Pytester, monkeypatch) -> None:
+    from pytest_sandbox_conformance.run.concurrent import step_timeout_at_once
+
+    assert step_timeout_at_once(2.0, 1) == 5.0  # one at a time: the adapter's own default
+    assert step_timeout_at_once(2.0, 16) == 16.25
+    scenarios(pytester, basic=BASIC)
+    pytester.makepyfile(options_adapter=OPTIONS_ADAPTER)
+    pytester.syspathinsert()
+    seen = pytester.path / "options.jsonl"
+    monkeypatch.setenv("SCT_OPTIONS_FILE", str(seen))
+
+    def options(*args: str) -> list[dict]:
+        seen.write_text("")
+        result = suite("--sandbox-driver=options_adapter:factory",
+                       "--sandbox-driver-option=cmd=true {socket}", *args)
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+        return [json.loads(line) for line in seen.read_text().splitlines()][-2:]
+
+    # A driver command is a driver process per play (the fake engine's auto is 1: give N).
+    at_once = ("--sandbox-concurrency=4", "--sandbox-poll-interval=1")
+    assert {o.get("step_timeout") for o in options(*at_once)} == {"6.25"}
+    assert {o.get("step_timeout") for o in options("--sandbox-poll-interval=1")} == {None}
+    assert {o.get("step_timeout") for o in options(*at_once, "--sandbox-step-timeout=4")} \
+        == {"4"}

@@ -240,7 +240,19 @@ class Suite:
         return RunConfig(driver=self.factory, engine=self.make_engine, image=self.settings.image,
                          namespace=self.fixed_namespace, step_timeout=self.step_timeout, **live,
                          state_root=self.state_root(), replay=self.replay_command,
-                         driver_options=dict(self.settings.driver_options))
+                         driver_options=self.driver_options())
+
+    def driver_options(self) -> dict[str, str]:
+        """The factory's options; with driver processes played at once and no
+        --sandbox-step-timeout, a step timeout that allows for the shared engine
+        (``run/concurrent.py``'s :func:`step_timeout_at_once`)."""
+        options = dict(self.settings.driver_options)
+        if self.concurrency > 1 and "cmd" in options and "step_timeout" not in options:
+            from ..run.concurrent import step_timeout_at_once
+
+            poll = float(options.get("poll_interval", 2.0))
+            options["step_timeout"] = f"{step_timeout_at_once(poll, self.concurrency):g}"
+        return options
 
     def state_root(self) -> Path | None:
         """Where each run's state folder goes: this process's session state folder

@@ -38,10 +38,21 @@ from ..scenario.model import Scenario
 from .failure import ConformanceFailure, EngineOutage
 from .runner import Cancelled, RunConfig, play
 
-__all__ = ["EnginePool", "play_schedules"]
+__all__ = ["EXTRA_PER_PLAY", "EnginePool", "play_schedules", "step_timeout_at_once"]
 
 #: How long the calling thread waits at a time (so Ctrl-C is seen promptly).
 POLL = 0.2
+#: Seconds a driver process's default step timeout grows per play beyond the first: plays at once
+#: share the engine and the CPUs, so one engine call takes longer (measured: at 16 at once on a
+#: loaded 2-core machine a CreateSandbox took over 5 s, a container's create and start 3 s).
+EXTRA_PER_PLAY = 0.75
+
+
+def step_timeout_at_once(poll_interval: float, workers: int) -> float:
+    """The default step timeout of a driver process when ``workers`` plays run at once: the
+    one-at-a-time default (``poll_interval + 3``) plus :data:`EXTRA_PER_PLAY` per play beyond
+    the first."""
+    return poll_interval + 3.0 + EXTRA_PER_PLAY * max(0, workers - 1)
 
 
 class EnginePool:
