@@ -365,3 +365,35 @@ def test_driver_processes_at_once_get_a_step_timeout_for_the_shared_engine(
     assert {o.get("step_timeout") for o in options("--sandbox-poll-interval=1")} == {None}
     assert {o.get("step_timeout") for o in options(*at_once, "--sandbox-step-timeout=4")} \
         == {"4"}
+
+
+def test_a_cancelled_play_abandons_the_adapter_call_it_waits_for(gaps, tmp_path):
+    """Ctrl-C lands in the calling thread only: a play waiting for a slow driver call must still
+    end at once when cancelled (and still clean up), not when the call returns."""
+    from pytest_sandbox_conformance.adapters.reference import ReferenceAdapter
+    from pytest_sandbox_conformance.adapters.watchdog import LEFT_BEHIND
+    from pytest_sandbox_conformance.engines.fake import FakeEngine
+    from pytest_sandbox_conformance.run.runner import play
+
+    closed = threading.Event()
+
+    class Slow(ReferenceAdapter):
+        def observe(self, order=None):
+            time.sleep(30)
+
+        def close(self):
+            closed.set()
+            super().close()
+
+    sc, schedules = gaps
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    left = len(LEFT_BEHIND)
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        play(sc, schedules[-1], RunConfig(driver=Slow, engine=FakeEngine, state_root=tmp_path,
+                                          cancel=cancel))
+    assert time.monotonic() - started < 5
+    assert closed.wait(5)  # close() ran (on a helper thread: the adapter's is still busy)
+    assert list(tmp_path.iterdir()) == []
+    assert len(LEFT_BEHIND) == left  # a cancel is no call "that never returned"

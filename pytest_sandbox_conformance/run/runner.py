@@ -44,6 +44,7 @@ from typing import Callable, Sequence
 from reference_driver.naming import backup_name, canonical_name
 
 from ..adapters.base import DriverContext, DriverFactory, DriverUnavailable
+from ..adapters.watchdog import Cancelled
 from ..api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot, phase_of
 from ..engines.base import (
     Container,
@@ -118,14 +119,9 @@ class RunConfig:
     #: factory, ``restart()`` and ``close()`` get at least ``adapters.watchdog.START_TIMEOUT``.
     step_timeout: float = 30.0
     #: Set by whoever plays several schedules at once (``run/concurrent.py``): the play ends at
-    #: its next step or observation with :class:`Cancelled` (cleaning up as always).
+    #: its next step or observation, or in the adapter call it is waiting for, with
+    #: :class:`~..adapters.watchdog.Cancelled` (cleaning up as always).
     cancel: threading.Event | None = None
-
-
-class Cancelled(BaseException):
-    """A play ended early because its :attr:`RunConfig.cancel` was set (Ctrl-C, or an earlier
-    schedule of the same item ended the item). A ``BaseException``, like ``KeyboardInterrupt``:
-    nothing that handles a driver's errors catches it."""
 
 
 @dataclass
@@ -387,7 +383,8 @@ class _Run:
                             dict(self.cfg.driver_options))
         self.adapter = GuardedAdapter(self.cfg.driver, ctx, step_timeout=self.cfg.step_timeout,
                                       name=f"{getattr(self.cfg.driver, '__name__', 'driver')} "
-                                           f"({self.sc.id} [{self.schedule.label}])")
+                                           f"({self.sc.id} [{self.schedule.label}])",
+                                      cancel=self.cfg.cancel)
         self.oracle = Oracle(self.adapter.labels, self.namespace)
         self.tl.add(f"driver {self.adapter.describe()} on engine {self.engine.name}, "
                     f"namespace {self.namespace}", 0, "run", driver=self.adapter.describe(),
