@@ -166,6 +166,7 @@ class Bench:
         cfg = RunConfig(driver=made, engine=lambda: self.engine, driver_options=options or {},
                         **self.base)
         results, errors = [], []
+        before = sum(self.engine.calls.values())  # the session's client serves every run
         started = time.perf_counter()
         with Sampler(adapters) as sampler:
             for sc, schedules in items:
@@ -176,8 +177,9 @@ class Bench:
                     errors.append(f"{sc.id}: {type(exc).__name__}: {exc}")
                     results.append(None)
         wall = time.perf_counter() - started
-        clients = pool.clients() if workers > 1 else [self.engine]
-        requests = sum(sum(e.calls.values()) for e in clients)
+        requests = sum(self.engine.calls.values()) - before
+        if workers > 1:
+            requests += sum(sum(e.calls.values()) for e in pool.clients())
         requests += sum(a.gate.requests_seen() for a in adapters
                         if getattr(a, "gate", None) is not None)
         pool.close()
