@@ -169,7 +169,7 @@ def test_served_drivers_play_at_once_behind_their_gates(pytester: pytest.Pyteste
                                                         docker_engine, tmp_path: Path) -> None:
     pytest.importorskip("grpc")
     state = Path(f"/tmp/sct-conc-{os.getpid()}")  # short: the driver's sockets live below
-    marker = str(state)
+    marker = f"{state}/sbx-session-"  # in a driver's --state-dir, not in pytest's own command
     served = (f"{shlex.quote(sys.executable)} -m reference_driver.grpc_server --socket {{socket}} "
               "--state-dir {state_dir} --namespace {namespace} --poll-interval 0.05")
     seen: list[int] = []
