@@ -22,6 +22,17 @@ concurrent play a client of its own (made by the pool's ``opener``, closed by
 :meth:`EnginePool.close`). With ``workers=1`` nothing changes: the schedules are played in the
 calling thread on ``cfg``'s engine, as before.
 
+What plays at once share, and why that is safe: nothing of a play's own (its timeline, oracle,
+gateway, guarded adapter and its thread, gate, driver process, state folder, namespace: all made
+by ``play``); a real engine's client is borrowed by one play at a time (the Docker SDK's client
+and its call counters are not shared between threads); the session's state folder
+(``live/state.py``) is made before the plays start, and each play makes its own folder in it
+with ``mkdtemp``; the watchdog's list of calls left behind is only appended to. A driver
+process is started by its adapter's own thread, which lives as long as the adapter, so the
+process's parent-death signal (``adapters/grpc_process.py``) is not sent when a pool thread
+ends. Without ``engines``, a factory that returns one engine for every play would be shared:
+the plugin passes a pool whenever the engine is real.
+
 No pytest here.
 """
 
