@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from pytest_sandbox_conformance.cli import main as cli
 from pytest_sandbox_conformance.plugin.shard import split
@@ -127,8 +128,11 @@ def test_two_shards_merged_give_the_verdict_and_counts_of_one_run(run, pytester,
     assert [m["shard"] for m in merged["merged"]] == ["1/2", "2/2"]
     assert "shard" not in merged
     assert f"2 shard report(s) merged: {whole_report['verdict_text']}" in printed
-    assert "<html" in (pytester.path / "m.html").read_text()
-    assert "SANDBOX-OWNERSHIP" in (pytester.path / "m.yaml").read_text()
+    page = (pytester.path / "m.html").read_text()
+    assert "<html" in page and "--sandbox-shard=2/2" in page  # each shard's command
+    claim = yaml.safe_load((pytester.path / "m.yaml").read_text())
+    assert [c.split("--sandbox-shard=")[1][:3] for c in claim["reproduce"]["shards"]] \
+        == ["1/2", "2/2"]
 
 
 def test_a_shard_alone_is_never_conformant(run, pytester, capsys):
