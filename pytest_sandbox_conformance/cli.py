@@ -13,6 +13,10 @@
 * ``sandbox-conformance supervisor-stub PATH``: write a stand-in for OpenShell's in-sandbox
   supervisor (a tiny static x86-64 ELF that runs ``/bin/sh`` until it is stopped), for drivers
   that bind-mount a supervisor binary into their containers (``docs/openshell.md``).
+* ``sandbox-conformance merge-reports R1.json R2.json ... -o report.json [--html PATH]
+  [--claim PATH] [--implementation KEY=VALUE]``: the report of a whole run from its shards'
+  reports (``--sandbox-shard=K/N``, ``reports/merge.py``); prints the verdict; exit 0 when
+  conformant, 1 when not conformant, 2 when incomplete, 3 when the reports cannot be merged.
 """
 
 from __future__ import annotations
@@ -133,6 +137,58 @@ def _supervisor_stub(path: str) -> int:
     return 0
 
 
+#: merge-reports' exit status per verdict (3: the reports could not be merged).
+MERGE_STATUS = {"conformant": 0, "not conformant": 1, "incomplete": 2}
+
+
+def _merge_reports(paths: Sequence[str], output: str, html: str | None, claim: str | None,
+                   implementation: Sequence[str]) -> int:
+    from .reports.json_report import write_report
+    from .reports.merge import MergeError, load_report, merge_reports
+
+    impl: dict = {"contact": []}
+    for item in implementation:
+        key, sep, value = item.partition("=")
+        if not sep or not value or key not in ("organization", "project", "url", "version",
+                                                 "contact"):
+            print(f"sandbox-conformance merge-reports: --implementation={item}: use KEY=VALUE "
+                  "with KEY one of organization, project, url, version, contact",
+                  file=sys.stderr)
+            return 3
+        if key == "contact":
+            impl["contact"].append(value)
+        else:
+            impl[key] = value
+    try:
+        report = merge_reports([(p, load_report(p)) for p in paths])
+    except MergeError as exc:
+        print(f"sandbox-conformance merge-reports: {exc}", file=sys.stderr)
+        return 3
+    outputs = [(output, report)]
+    if html:
+        from .reports.html_report import render
+
+        outputs.append((html, render(report)))
+    if claim:
+        from .reports.claim import render_claim
+
+        outputs.append((claim, render_claim(report, impl)))
+    for path, text in outputs:
+        try:
+            write_report(Path(path), text)
+        except OSError as exc:
+            print(f"sandbox-conformance merge-reports: cannot write {path}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 3
+    c = report["counts"]
+    print(f"{len(paths)} shard report(s) merged: {report['verdict_text']}; "
+          f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped, "
+          f"{c['error']} errors, {c['not_run']} not run")
+    for path, _ in outputs:
+        print(f"wrote {path}")
+    return MERGE_STATUS.get(report["verdict"], 2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox-conformance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,7 +209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     stub = sub.add_parser("supervisor-stub", help="write a stand-in for OpenShell's in-sandbox "
                           "supervisor (a static x86-64 ELF running /bin/sh until stopped)")
     stub.add_argument("path", metavar="PATH", help="where to write it (mode 0755)")
+    merge = sub.add_parser("merge-reports", help="the report of a whole run from its shards' "
+                           "JSON reports (--sandbox-shard=K/N)")
+    merge.add_argument("paths", nargs="+", metavar="REPORT.json")
+    merge.add_argument("-o", "--output", required=True, metavar="PATH",
+                       help="where to write the merged JSON report")
+    merge.add_argument("--html", default=None, metavar="PATH", help="write the HTML report too")
+    merge.add_argument("--claim", default=None, metavar="PATH",
+                       help="write the Gateway-API-shaped conformance claim too")
+    merge.add_argument("--implementation", action="append", default=[], metavar="KEY=VALUE",
+                       help="the claim's implementation (repeatable), as "
+                            "--sandbox-implementation")
     args = parser.parse_args(argv)
+    if args.command == "merge-reports":
+        return _merge_reports(args.paths, args.output, args.html, args.claim,
+                              args.implementation)
     if args.command == "lint":
         return _lint(args.paths, contract=not args.no_contract)
     if args.command == "list":

@@ -64,7 +64,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import grpc
+# Driver processes are forked (subprocess) from threads while other threads use gRPC (concurrent
+# plays, --sandbox-concurrency): gRPC's fork handlers would only log "Other threads are currently
+# calling into gRPC, skipping fork() handlers" for each; the child runs no gRPC (it execs the
+# driver at once). Read by gRPC when it is first imported; a value the user set is kept.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
+import grpc  # noqa: E402
 
 from ..api import Event, SandboxSpec, Snapshot
 from ..engines.base import EngineError

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any, Callable
 
-__all__ = ["LEFT_BEHIND", "START_TIMEOUT", "AdapterThread", "CallTimeout"]
+__all__ = ["LEFT_BEHIND", "START_TIMEOUT", "AdapterThread", "CallTimeout", "Cancelled"]
 
 #: One line per call that never returned in this process ("adapter reference: observe() of
 #: scenario-id [label]"), oldest first.
@@ -37,6 +38,17 @@ STEP_LIMIT = "the step timeout, --sandbox-step-timeout"
 START_LIMIT = "the limit for starting or stopping a driver"
 #: How long ``close()`` of a stuck adapter may take on its helper thread.
 STUCK_CLOSE_TIMEOUT = 5.0
+
+
+#: How often a call that may be cancelled looks at its cancel event.
+CANCEL_POLL = 0.1
+
+
+class Cancelled(BaseException):
+    """A call (or a whole play) ended early because its cancel event was set: Ctrl-C while
+    several plays run at once, or an earlier schedule ended the item (``run/concurrent.py``). A
+    ``BaseException``, like ``KeyboardInterrupt``: nothing that handles a driver's errors catches
+    it."""
 
 
 class CallTimeout(Exception):
@@ -77,10 +89,12 @@ class AdapterThread:
         self.stuck: str | None = None
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, timeout: float,
-             limit: str = STEP_LIMIT, **kwargs: Any) -> Any:
+             limit: str = STEP_LIMIT, cancel: threading.Event | None = None,
+             **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` on the adapter's thread; its result, or its exception
         re-raised here; :class:`CallTimeout` after ``timeout`` seconds (``limit`` says which
-        limit that is, for the message)."""
+        limit that is, for the message); :class:`Cancelled` as soon as ``cancel`` is set (the
+        call goes on without us, as after Ctrl-C in the calling thread)."""
         if self.stuck is not None:
             raise CallTimeout(f"{what} was not called: {self.stuck} never returned", what)
         if self._thread is None:
@@ -90,7 +104,10 @@ class AdapterThread:
         job = _Job(fn, args, kwargs)
         self._jobs.put(job)
         try:
-            finished = job.done.wait(timeout)
+            finished = self._wait(job, timeout, cancel)
+        except Cancelled:  # the play was cancelled: the call goes on without us, unreported
+            self.stuck = what
+            raise
         except BaseException:  # Ctrl-C while waiting: the call goes on without us
             self._leave(what, "interrupted")
             raise
@@ -101,6 +118,20 @@ class AdapterThread:
         if job.error is not None:
             raise job.error
         return job.value
+
+    @staticmethod
+    def _wait(job: _Job, timeout: float, cancel: threading.Event | None) -> bool:
+        if cancel is None:
+            return job.done.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if job.done.wait(max(0.0, min(CANCEL_POLL, left))):
+                return True
+            if left <= 0:
+                return False
+            if cancel.is_set():
+                raise Cancelled()
 
     def _leave(self, what: str, why: str) -> None:
         self.stuck = what

@@ -37,3 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)  # eagerly validated, even when the suite is off
     if settings.active:
         config.pluginmanager.register(Suite(config, settings), "sandbox-conformance-suite")
+    elif settings.shard is not None:
+        raise pytest.UsageError("--sandbox-shard splits the conformance suite's items: give "
+                                "--sandbox-driver too (or ini sandbox_driver)")

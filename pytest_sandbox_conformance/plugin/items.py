@@ -13,8 +13,8 @@ import time
 from typing import Callable
 
 from ..reports.json_report import failure_to_json
-from ..run.failure import ConformanceFailure
-from ..run.runner import RunConfig, play
+from ..run.concurrent import EnginePool, play_schedules
+from ..run.runner import RunConfig
 
 __all__ = ["PROGRESS_EVERY", "Progress", "play_item", "progress_for", "run_item"]
 
@@ -63,20 +63,16 @@ def progress_for(config, item) -> Progress | None:
     return Progress(write, item.name, len(item.schedules))
 
 
-def play_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> None:
-    """Play each of the item's schedules; keep the smallest failing one (fewest observations and
+def play_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None = None, *,
+              workers: int = 1, engines: EnginePool | None = None) -> None:
+    """Play each of the item's schedules (up to ``workers`` at once: ``run/concurrent.py``, the
+    same result as one by one); keep the smallest failing one (fewest observations and
     restarts, then by id, as Hypothesis shows its smallest example) for :func:`run_item`, and its
     data for the reports on ``item.sandbox_failure``. An engine outage or a story error ends the
     item at once (it propagates: an error of the item's setup)."""
     item.sandbox_conformance_failure = None
-    failures: list[ConformanceFailure] = []
-    for done, sched in enumerate(item.schedules, 1):
-        try:
-            play(item.scenario, sched, cfg)
-        except ConformanceFailure as exc:
-            failures.append(exc)
-        if progress is not None:
-            progress(done, len(failures))
+    failures = play_schedules(item.scenario, item.schedules, cfg, workers=workers,
+                              engines=engines, progress=progress)
     if failures:
         smallest = min(failures, key=lambda f: (f.schedule.observations + f.schedule.restarts,
                                                 f.schedule.id))

@@ -37,8 +37,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-__all__ = ["MAX_SECONDS", "check_command", "check_driver_spec", "check_factory",
-           "check_output_path", "check_seconds", "check_socket", "check_state_dir", "check_url"]
+__all__ = ["MAX_CONCURRENCY", "MAX_SECONDS", "MAX_SHARDS", "check_command", "check_concurrency",
+           "check_driver_spec", "check_factory", "check_output_path", "check_seconds",
+           "check_shard", "check_socket", "check_state_dir", "check_url"]
 
 #: The longest poll interval, step timeout or other driver time the suite accepts, in seconds.
 MAX_SECONDS = 600.0
@@ -187,3 +188,35 @@ def check_state_dir(value: str, base: Path) -> Path:
         raise _fail("--sandbox-state-dir", value, f"cannot make the runs' state folders in "
                     f"{path}")
     return path
+
+
+#: The most schedules of one item played at once (each one a driver, and for openshell-grpc a
+#: process and a gate).
+MAX_CONCURRENCY = 64
+#: The most shards a run may be cut into.
+MAX_SHARDS = 1000
+
+
+def check_concurrency(value: str) -> int | None:
+    """``--sandbox-concurrency``: ``auto`` (None) or a whole number from 1 to
+    :data:`MAX_CONCURRENCY`."""
+    text = str(value).strip()
+    if text == "auto":
+        return None
+    if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= MAX_CONCURRENCY:
+        raise _fail("--sandbox-concurrency", value, f"use auto or a whole number from 1 to "
+                    f"{MAX_CONCURRENCY} (schedules of one item played at once)")
+    return int(text)
+
+
+def check_shard(value: str) -> tuple[int, int]:
+    """``--sandbox-shard=K/N``: part K (1-based) of N."""
+    m = re.fullmatch(r"([0-9]+)/([0-9]+)", str(value).strip())
+    if not m:
+        raise _fail("--sandbox-shard", value, "use K/N: run part K of N (1 <= K <= N), e.g. 1/2")
+    k, n = int(m.group(1)), int(m.group(2))
+    if not 1 <= n <= MAX_SHARDS:
+        raise _fail("--sandbox-shard", value, f"N must be 1 to {MAX_SHARDS}")
+    if not 1 <= k <= n:
+        raise _fail("--sandbox-shard", value, f"K must be 1 to N ({n}): parts count from 1")
+    return k, n

@@ -91,6 +91,13 @@ OPTIONS = (
     Option("gate", "openshell-grpc with --sandbox-driver-cmd: auto (default: the driver's engine "
            "URL is the observation gate) or off (wall-clock observations)", "auto",
            metavar="auto|off"),
+    Option("concurrency", "how many schedules of one item play at once (1 to 64), each isolated "
+           "as when played alone, with the same results; auto (default): 16 for a driver process "
+           "per run (--sandbox-driver-cmd), else 1 (docs/performance.md)", "auto",
+           metavar="N|auto"),
+    Option("shard", "run only part K of N of the items (the same part on every machine) and "
+           "record it in the reports; sandbox-conformance merge-reports joins the parts' "
+           "reports (docs/ci.md)", metavar="K/N"),
 )
 
 #: Options that are driver options under another name (--sandbox-driver-option KEY=VALUE).
@@ -162,6 +169,10 @@ class Settings:
     implementation: dict[str, Any] | None = None
     #: Seconds a real engine may not answer before the session stops (--sandbox-engine-timeout).
     engine_timeout: float = 30.0
+    #: Schedules of one item played at once (--sandbox-concurrency); None: auto.
+    concurrency: int | None = None
+    #: (K, N): this session runs part K of N of the items (--sandbox-shard).
+    shard: tuple[int, int] | None = None
 
     @property
     def engine_call_timeout(self) -> float:
@@ -306,6 +317,12 @@ class Settings:
         outputs = {name: checks.check_output_path(f"--sandbox-{name}", get[name], where)
                    if get[name] else None for name in ("report", "html", "claim")}
         state_dir = checks.check_state_dir(get["state_dir"], where) if get["state_dir"] else None
+        concurrency = checks.check_concurrency(get["concurrency"])
+        shard = checks.check_shard(get["shard"]) if get["shard"] else None
+        if shard is not None and replay is not None:
+            raise pytest.UsageError(f"--sandbox-shard={get['shard']} beside --sandbox-schedule="
+                                    f"{get['schedule']}: a replay plays one schedule; drop "
+                                    "--sandbox-shard")
         return cls(
             active=active, driver=get["driver"] or "reference", engine=get["engine"],
             engine_url=get["engine_url"], keep=bool(get["keep"]), gpu=get["gpu"],
@@ -314,7 +331,7 @@ class Settings:
             report=outputs["report"], html=outputs["html"], claim=outputs["claim"],
             implementation=_implementation(get["implementation"]), image=get["image"],
             driver_options=options, state_dir=state_dir, flag_options=flag_options,
-            engine_timeout=engine_timeout)
+            engine_timeout=engine_timeout, concurrency=concurrency, shard=shard)
 
 
 #: The keys of --sandbox-implementation (the Gateway API's Implementation).

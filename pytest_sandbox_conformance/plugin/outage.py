@@ -74,6 +74,9 @@ class EngineWatch:
         self.stopped: str | None = None
         #: Adapter calls left behind before this session (in-process runs share the process).
         self._left_before = len(LEFT_BEHIND)
+        #: Since when the engine has been gone, by the last outage: concurrent plays use clients
+        #: of their own (``run/concurrent.py``), so the session's client may not have seen it.
+        self.down_since: float | None = None
 
     def _where(self) -> str:
         url = getattr(self.engine, "base_url", None)
@@ -111,16 +114,20 @@ class EngineWatch:
         """Return once the engine answers; :class:`EngineOutage` ("not run") when it has been
         gone for the whole timeout."""
         engine = self.engine
-        if engine is None or getattr(engine, "unavailable_since", None) is None:
+        if engine is None:
             return
-        since = engine.unavailable_since
+        since = getattr(engine, "unavailable_since", None) or self.down_since
+        if since is None:
+            return
         while True:
             try:
                 engine.ping()
+                self.down_since = None
                 return
             except EngineUnavailable as exc:
                 error = exc
             except EngineError:
+                self.down_since = None
                 return  # it answered
             left = since + self.timeout - time.monotonic()
             if left <= 0:
@@ -129,6 +136,8 @@ class EngineWatch:
             time.sleep(min(PING_EVERY, left))
 
     def after(self, outage: EngineOutage, item: pytest.Item) -> None:
+        if self.down_since is None or outage.since < self.down_since:
+            self.down_since = outage.since
         gone = time.monotonic() - outage.since
         outage.notes.append(f"gone:   the engine has not answered for {gone:.1f} s")
         if gone >= self.timeout:

@@ -18,6 +18,7 @@ import pytest
 
 from ..run.failure import ConformanceFailure
 from .longrepr import FailureRepr
+from .shard import reason as shard_reason
 
 __all__ = ["ENVIRONMENT_KINDS", "Results"]
 
@@ -45,6 +46,9 @@ class Results:
         self.plan: dict[str, dict[str, Any]] = {}
         self.plan_known = False
         self.deselected: set[str] = set()
+        #: The items of other shards (--sandbox-shard), and this session's (K, N).
+        self.other_shards: set[str] = set()
+        self.shard: tuple[int, int] | None = suite.settings.shard
         #: node id -> what happened (outcome, reason, failure, ...)
         self.results: dict[str, dict[str, Any]] = {}
         self.report: dict[str, Any] | None = None
@@ -73,6 +77,11 @@ class Results:
     def pytest_deselected(self, items) -> None:
         self.deselected.update(i.nodeid for i in items)
 
+    def shard_deselected(self, nodeids) -> None:
+        """The items ``--sandbox-shard`` left to other shards (also passed to
+        ``pytest_deselected``)."""
+        self.other_shards.update(nodeids)
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         plan = getattr(node, "workeroutput", {}).get("sandbox_plan")
@@ -82,6 +91,7 @@ class Results:
         for entry in plan["items"]:
             self.plan.setdefault(entry["item"], entry)
         self.deselected.update(plan["deselected"])
+        self.other_shards.update(plan.get("other_shards", ()))
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -158,6 +168,8 @@ class Results:
             else:
                 entry["outcome"] = "not-run"
                 entry["reason"] = (entry.pop("not_collected", None)
+                                   or (shard_reason(*self.shard) if nodeid in self.other_shards
+                                       and self.shard else None)
                                    or (DESELECTED if nodeid in self.deselected else NOT_REACHED))
             entry.pop("not_collected", None)
             out.append(entry)
@@ -179,8 +191,13 @@ class Results:
 
         if self.report is None:
             command = shlex.join(["pytest", *self.config.invocation_params.args])
+            shard = None
+            if self.shard is not None:
+                plan = set(self.plan)
+                shard = {"index": self.shard[0], "total": self.shard[1],
+                         "deselected": sorted(n for n in self.other_shards if n in plan)}
             self.report = build_report(self.suite, self.items(), plan_known=self.plan_known,
-                                       command=command)
+                                       command=command, shard=shard)
         return self.report
 
     @pytest.hookimpl(trylast=True)
@@ -189,6 +206,7 @@ class Results:
         if worker_output is not None:  # an xdist worker: hand the plan to the controller
             worker_output["sandbox_plan"] = {"items": list(self.plan.values()),
                                              "deselected": sorted(self.deselected),
+                                             "other_shards": sorted(self.other_shards),
                                              "known": self.plan_known}
             return
         s = self.suite.settings

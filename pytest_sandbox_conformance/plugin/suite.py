@@ -28,6 +28,12 @@ __all__ = ["Suite"]
 #: The watchdog's deadline for one call of an in-process adapter without --sandbox-step-timeout.
 DEFAULT_STEP_TIMEOUT = 30.0
 
+#: ``--sandbox-concurrency=auto``: schedules of one item played at once, by what the plays wait on
+#: (measured: docs/performance.md, *Concurrent schedules*). The fake engine and in-process
+#: drivers are CPU bound (the GIL: threads would only add switching); a driver process per play
+#: (openshell-grpc with --sandbox-driver-cmd) mostly waits for its polls.
+AUTO_CONCURRENCY = {"fake": 1, "in-process": 1, "driver-process": 16}
+
 #: What each engine offers scenarios.
 ENGINE_CAPABILITIES = {
     "fake": frozenset({"list-order", "engine-faults", "states", "gpu-gpus", "gpu-cdi",
@@ -54,6 +60,11 @@ class Suite:
         self.driver_caps, self.driver_label = self._probe()
         self.results = Results(self)
         config.pluginmanager.register(self.results, "sandbox-conformance-results")
+        if settings.shard is not None:
+            from .shard import Shard
+
+            config.pluginmanager.register(Shard(*settings.shard, self.results),
+                                          "sandbox-conformance-shard")
         self.live = None
         self.engine = None
         self.gpu_styles: dict[str, str] = {}
@@ -77,6 +88,15 @@ class Suite:
                          list_orders="list-order" in self.capabilities)
         self.settings_summary = {"sandbox_driver": settings.driver,
                                  "sandbox_engine": settings.engine}
+        self.concurrency = self._concurrency()
+        #: Clients of the real engine for concurrent plays (one each), made on first use.
+        self.engines = None
+        if self.concurrency > 1 and self.engine is not None:
+            from ..run.concurrent import EnginePool
+
+            url = getattr(self.engine, "base_url", None)
+            self.engines = EnginePool(self._open_engine, first=self.engine,
+                                      where=settings.engine + (f" at {url}" if url else ""))
 
     # -- driver and engine -----------------------------------------------------------------------
 
@@ -113,6 +133,33 @@ class Suite:
             return float(value) if value else DEFAULT_STEP_TIMEOUT
         except ValueError:
             return DEFAULT_STEP_TIMEOUT
+
+    def _concurrency(self) -> int:
+        """``--sandbox-concurrency``, or what ``auto`` means for this engine and driver."""
+        s = self.settings
+        if self.fixed_namespace and (s.concurrency or 1) > 1:
+            raise pytest.UsageError(
+                f"--sandbox-concurrency={s.concurrency}: a running driver works in one namespace "
+                f"({self.fixed_namespace}), so its schedules must play one at a time: drop it")
+        if s.concurrency is not None:
+            return s.concurrency
+        if self.fixed_namespace:
+            return 1
+        return AUTO_CONCURRENCY[self.concurrency_kind]
+
+    @property
+    def concurrency_kind(self) -> str:
+        """``fake``, ``in-process`` (a driver object on a real engine) or ``driver-process``."""
+        if self.settings.engine == "fake":
+            return "fake"
+        return "driver-process" if "cmd" in self.settings.driver_options else "in-process"
+
+    def _open_engine(self):
+        """Another client of the session's real engine (for a concurrent play)."""
+        from ..live import open_engine
+
+        s = self.settings
+        return open_engine(s.engine, s.engine_url, timeout=s.engine_call_timeout)
 
     def _is_worker(self) -> bool:
         return hasattr(self.config, "workerinput")
@@ -193,7 +240,19 @@ class Suite:
         return RunConfig(driver=self.factory, engine=self.make_engine, image=self.settings.image,
                          namespace=self.fixed_namespace, step_timeout=self.step_timeout, **live,
                          state_root=self.state_root(), replay=self.replay_command,
-                         driver_options=dict(self.settings.driver_options))
+                         driver_options=self.driver_options())
+
+    def driver_options(self) -> dict[str, str]:
+        """The factory's options; with driver processes played at once and no
+        --sandbox-step-timeout, a step timeout that allows for the shared engine
+        (``run/concurrent.py``'s :func:`step_timeout_at_once`)."""
+        options = dict(self.settings.driver_options)
+        if self.concurrency > 1 and "cmd" in options and "step_timeout" not in options:
+            from ..run.concurrent import step_timeout_at_once
+
+            poll = float(options.get("poll_interval", 2.0))
+            options["step_timeout"] = f"{step_timeout_at_once(poll, self.concurrency):g}"
+        return options
 
     def state_root(self) -> Path | None:
         """Where each run's state folder goes: this process's session state folder
@@ -303,7 +362,8 @@ class Suite:
         if getattr(opt, "setuponly", False) or getattr(opt, "setupplan", False):
             return
         self.watch.play(item, lambda: play_item(item, self.run_config(),
-                                                progress_for(self.config, item)))
+                                                progress_for(self.config, item),
+                                                workers=self.concurrency, engines=self.engines))
 
     def run_item(self, item) -> None:
         """The item's call phase: its verdict."""
@@ -345,7 +405,8 @@ class Suite:
         lines = [f"sandbox conformance: driver {self.driver_label} "
                 f"(capabilities: {', '.join(sorted(self.driver_caps)) or 'none'}), engine "
                 f"{s.engine}, schedules {s.mode}"
-                + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")]
+                + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")
+                + (f", {self.concurrency} at once" if self.concurrency > 1 else "")]
         if self.timing == "approximate":
             lines.append("sandbox conformance: TIMING APPROXIMATE: the driver polls on its own "
                          "clock and the suite waits for it (no observation gate); schedules are "
@@ -374,6 +435,8 @@ class Suite:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.engines is not None:
+            self.engines.close()  # the clients it made (not the session's own)
         try:
             if not self._is_worker() and self.live is not None:
                 try:

@@ -91,6 +91,9 @@ def build_claim(report: Mapping[str, Any], implementation: Mapping[str, Any] | N
         "verdict": report["verdict_text"],
         "profiles": [profile],
         "reproduce": {"command": report["command"],
+                      # A merged report (merge-reports): each shard's own command line.
+                      **({"shards": [m["command"] for m in report["merged"]]}
+                         if report.get("merged") else {}),
                       **({"failures": sorted(failures, key=lambda f: f["test"])}
                          if failures else {})},
     }

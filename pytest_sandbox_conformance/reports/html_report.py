@@ -80,6 +80,13 @@ def _header(r: Mapping[str, Any]) -> str:
                        f"&middot; report format {r['format']}"),
              ("generated", escape(r["generated"])),
              ("command", f"<code>{escape(r.get('command', ''))}</code>")]
+    if r.get("shard"):
+        sh = r["shard"]
+        facts.append(("shard", f"{sh['index']}/{sh['total']} <b>(one part of a run: "
+                               f"{len(sh['deselected'])} items in other shards)</b>"))
+    for m in r.get("merged") or ():
+        facts.append((f"shard {escape(m['shard'])}",
+                      f"{escape(m['file'])}: <code>{escape(m['command'])}</code>"))
     rows = []
     for name in ("core", "extended"):
         p = r["profiles"][name]

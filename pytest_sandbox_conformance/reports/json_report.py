@@ -23,7 +23,8 @@ from ..run.failure import ConformanceFailure
 from .contract import requirement
 from .verdict import count, merge, profile_result, requirement_rows, verdict
 
-__all__ = ["FORMAT", "build_report", "failure_to_json", "write_report"]
+__all__ = ["FACTS", "FORMAT", "assemble", "build_report", "failure_to_json", "session_facts",
+           "write_report"]
 
 #: The report's format; bumped whenever a field changes meaning or goes away.
 FORMAT = 2
@@ -66,14 +67,50 @@ def _item_entry(i: Mapping[str, Any], timing: str) -> dict[str, Any]:
 
 
 def build_report(suite, items: Sequence[Mapping[str, Any]], *, plan_known: bool = True,
-                 command: str = "") -> dict[str, Any]:
+                 command: str = "", shard: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The report of a session. ``suite`` gives the session's facts (settings, driver, engine,
-    timing, GPU styles); ``items`` every planned item, each with its outcome."""
-    items = sorted(items, key=lambda i: i["item"])
+    timing, GPU styles); ``items`` every planned item, each with its outcome; ``shard`` the part
+    of the items this session ran (``--sandbox-shard``: ``index``, ``total``, ``deselected``)."""
+    return assemble(session_facts(suite, command), items, plan_known=plan_known, shard=shard)
+
+
+def session_facts(suite, command: str = "") -> dict[str, Any]:
+    """What a report says of its session, besides the items: the report's head."""
     settings = suite.settings
-    timing = getattr(suite, "timing", "exact")
-    v = verdict(items, replay=settings.replay is not None, catalog=settings.builtin,
-                plan_known=plan_known)
+    return {
+        "format": FORMAT,
+        "suite": {"name": "pytest-sandbox-conformance", "version": __version__},
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "driver": {"spec": settings.driver, "name": suite.driver_label,
+                   "capabilities": sorted(suite.driver_caps),
+                   "timing": getattr(suite, "timing", "exact")},
+        "engine": settings.engine,
+        "gpu": {"styles": sorted(getattr(suite, "gpu_styles", {}) or
+                                 (c for c in suite.capabilities if c.startswith("gpu-"))),
+                "emulated": bool(getattr(suite, "gpu_emulated", False))
+                or settings.engine == "fake"},
+        "schedules": settings.mode,
+        "catalog": settings.builtin,
+        "replay": "@".join(settings.replay) if settings.replay else None,
+    }
+
+
+#: The keys :func:`session_facts` gives, in the report's order.
+FACTS = ("format", "suite", "generated", "command", "driver", "engine", "gpu", "schedules",
+         "catalog", "replay")
+
+
+def assemble(facts: Mapping[str, Any], items: Sequence[Mapping[str, Any]], *,
+             plan_known: bool = True, shard: Mapping[str, Any] | None = None,
+             extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A report from its head (:func:`session_facts`) and its items: the verdict and every
+    result drawn from them; ``extra`` fields go after the head (``merged``)."""
+    items = sorted(items, key=lambda i: i["item"])
+    timing = facts["driver"]["timing"]
+    v = verdict(items, replay=facts["replay"] is not None, catalog=facts["catalog"],
+                plan_known=plan_known,
+                shard=(shard["index"], shard["total"]) if shard else None)
     scenarios: dict[str, dict[str, Any]] = {}
     for i in items:
         s = scenarios.setdefault(i["scenario"], {
@@ -91,21 +128,12 @@ def build_report(suite, items: Sequence[Mapping[str, Any]], *, plan_known: bool 
     for p in ("core", "extended"):
         mine = [i for i in items if i["profile"] == p]
         profiles[p] = {"result": profile_result(mine), "counts": count(mine)}
-    return {
-        "format": FORMAT,
-        "suite": {"name": "pytest-sandbox-conformance", "version": __version__},
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "driver": {"spec": settings.driver, "name": suite.driver_label,
-                   "capabilities": sorted(suite.driver_caps), "timing": timing},
-        "engine": settings.engine,
-        "gpu": {"styles": sorted(getattr(suite, "gpu_styles", {}) or
-                                 (c for c in suite.capabilities if c.startswith("gpu-"))),
-                "emulated": bool(getattr(suite, "gpu_emulated", False))
-                or settings.engine == "fake"},
-        "schedules": settings.mode,
-        "catalog": settings.builtin,
-        "replay": "@".join(settings.replay) if settings.replay else None,
+    report: dict[str, Any] = {k: facts[k] for k in FACTS}
+    if shard:
+        report["shard"] = {"index": shard["index"], "total": shard["total"],
+                           "deselected": sorted(shard["deselected"])}
+    report.update(extra or {})
+    report.update({
         "verdict": v.verdict,
         "verdict_reasons": list(v.reasons),
         "verdict_text": str(v),
@@ -113,7 +141,8 @@ def build_report(suite, items: Sequence[Mapping[str, Any]], *, plan_known: bool 
         "counts": count(items),
         "requirements": requirements,
         "scenarios": scenarios,
-    }
+    })
+    return report
 
 
 def write_report(path: Path, report: Mapping[str, Any] | str) -> None:

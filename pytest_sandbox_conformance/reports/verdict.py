@@ -81,12 +81,14 @@ class Verdict:
 
 
 def verdict(items: Sequence[Item], *, replay: bool = False, catalog: bool = True,
-            plan_known: bool = True) -> Verdict:
+            plan_known: bool = True, shard: tuple[int, int] | None = None) -> Verdict:
     """The session's verdict over its planned core items (see the module's docstring).
 
     ``replay``: the session replayed one schedule (``--sandbox-schedule``); ``catalog``: the
     bundled catalog was planned (not ``--sandbox-no-builtin``); ``plan_known``: the plan of items
-    was received (an xdist run whose every worker crashed sends none)."""
+    was received (an xdist run whose every worker crashed sends none); ``shard``: (K, N), the
+    session ran part K of N of the items (``--sandbox-shard``): alone, never conformant (its
+    report is one part of a run; ``sandbox-conformance merge-reports`` gives the whole's)."""
     core = [i for i in items if i["profile"] == "core"]
     c = count(core)
     incomplete: list[str] = []
@@ -106,6 +108,8 @@ def verdict(items: Sequence[Item], *, replay: bool = False, catalog: bool = True
         incomplete.append("the bundled catalog was not run")
     if not plan_known:
         incomplete.append("the plan of items is unknown")
+    if shard is not None and shard[1] > 1:
+        incomplete.append(f"shard {shard[0]}/{shard[1]} alone: merge the shards' reports")
     if not core:
         incomplete.append("no core item planned")
     if c["failed"]:

@@ -26,6 +26,7 @@ What a call can end in, for the runner:
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 from reference_driver.naming import LabelKeys
@@ -71,9 +72,12 @@ class GuardedAdapter:
     """One adapter, made by ``factory(ctx)`` on its own thread; see the module docstring."""
 
     def __init__(self, factory: Callable[[DriverContext], Any], ctx: DriverContext, *,
-                 step_timeout: float, name: str = "driver") -> None:
+                 step_timeout: float, name: str = "driver",
+                 cancel: threading.Event | None = None) -> None:
         self.thread = AdapterThread(f"adapter {name}")
         self.step_timeout = step_timeout
+        #: Set when the play is cancelled: a call in progress is abandoned at once.
+        self.cancel = cancel
         self.adapter: Any = None
         try:
             adapter = self._call("the factory", factory, ctx,
@@ -112,7 +116,7 @@ class GuardedAdapter:
         limit = watchdog.STEP_LIMIT if timeout is None else watchdog.START_LIMIT
         try:
             return self.thread.call(what, fn, *args, timeout=timeout or self.step_timeout,
-                                    limit=limit, **kwargs)
+                                    limit=limit, cancel=self.cancel, **kwargs)
         except CallTimeout as exc:
             raise AdapterFault(str(exc), "driver") from None
         except (DriverUnavailable, EngineError):

@@ -31,10 +31,12 @@ No pytest here: the plugin is a thin face over :func:`play`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import tempfile
+import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from typing import Callable, Sequence
 from reference_driver.naming import backup_name, canonical_name
 
 from ..adapters.base import DriverContext, DriverFactory, DriverUnavailable
+from ..adapters.watchdog import Cancelled
 from ..api import DeletedEvent, Event, PlatformEvent, SandboxSpec, Snapshot, phase_of
 from ..engines.base import (
     Container,
@@ -68,8 +71,8 @@ from .oracle import Oracle
 from .state_audit import audit_state_folder
 from .timeline import Timeline
 
-__all__ = ["ConformanceFailure", "EngineOutage", "RunConfig", "RunResult", "StoryError",
-           "Timeline", "play"]
+__all__ = ["Cancelled", "ConformanceFailure", "EngineOutage", "RunConfig", "RunResult",
+           "StoryError", "Timeline", "play"]
 
 #: Quiet observations after the story, alternating list orders: at least SETTLE_MIN, and more
 #: until the contract's own state has reached its fixpoint (an observation at which no ownership
@@ -119,6 +122,10 @@ class RunConfig:
     #: The longest one adapter call may take (the watchdog, ``--sandbox-step-timeout``); the
     #: factory, ``restart()`` and ``close()`` get at least ``adapters.watchdog.START_TIMEOUT``.
     step_timeout: float = 30.0
+    #: Set by whoever plays several schedules at once (``run/concurrent.py``): the play ends at
+    #: its next step or observation, or in the adapter call it is waiting for, with
+    #: :class:`~..adapters.watchdog.Cancelled` (cleaning up as always).
+    cancel: threading.Event | None = None
 
 
 @dataclass
@@ -160,7 +167,10 @@ class _Run:
         self.tl = Timeline()
         self.expect: Expect = next((p.expect for p in scenario.pinned if p.name == schedule.name),
                                    scenario.expect)
-        run_id = uuid.uuid4().hex[:8]
+        if config.unique_sandbox_ids:  # a shared real engine: unique across runs
+            run_id = uuid.uuid4().hex[:8]
+        else:  # an engine of its own: the same on every play, so a replay reads the same
+            run_id = hashlib.sha256(f"{scenario.id}@{schedule.id}".encode()).hexdigest()[:8]
         self.namespace = config.namespace or f"{config.namespace_prefix}-{run_id}"
         #: The play's own folder, and the driver's state folder in it (``state_audit.py``).
         self.run_dir = Path(tempfile.mkdtemp(prefix="sbx-state-", dir=config.state_root))
@@ -294,6 +304,11 @@ class _Run:
         except EngineError:
             return None
 
+    def check_cancel(self) -> None:
+        if self.cfg.cancel is not None and self.cfg.cancel.is_set():
+            self.tl.add("cancelled (the item ended, or Ctrl-C)", 0)
+            raise Cancelled()
+
     def run_checks(self, when: str, view: View) -> None:
         for c in checks_for(when):
             for f in c.fn(view):
@@ -394,12 +409,14 @@ class _Run:
                             dict(self.cfg.driver_options))
         self.adapter = GuardedAdapter(self.cfg.driver, ctx, step_timeout=self.cfg.step_timeout,
                                       name=f"{getattr(self.cfg.driver, '__name__', 'driver')} "
-                                           f"({self.sc.id} [{self.schedule.label}])")
+                                           f"({self.sc.id} [{self.schedule.label}])",
+                                      cancel=self.cfg.cancel)
         self.oracle = Oracle(self.adapter.labels, self.namespace)
         self.tl.add(f"driver {self.adapter.describe()} on engine {self.engine.name}, "
                     f"namespace {self.namespace}", 0, "run", driver=self.adapter.describe(),
                     engine=self.engine.name, namespace=self.namespace)
         for step in self.sc.story:
+            self.check_cancel()
             self.tl.at_step(step.index)
             self.tl.add(f"step {step.index + 1}: {step.describe()}", 0, "step", index=step.index,
                         action=step.action, target=step.target, args=dict(step.args))
@@ -439,6 +456,7 @@ class _Run:
     def observe(self, order: str, indent: int) -> bool:
         """One observation, then the observation checks. True iff it was a fixpoint of the
         contract's state (the poll worked, nothing crashed, no ownership record changed)."""
+        self.check_cancel()
         self.observations += 1
         self.tl.at_observation(self.observations)
         engine = self.engine
