@@ -175,6 +175,7 @@ class Oracle:
                     at, self._crash_at = self._crash_at, None
                     if at == "fsync-dir":   # the rename happened: the new journal stands
                         self.records[sid] = decision.record
+                        self._corrupt.discard(sid)
                     crashed = True
                     self.crashes += 1
                     break
@@ -186,6 +187,8 @@ class Oracle:
                     outcome, reqs = decision.outcome, ["OWN-15"]
                 else:
                     self.records[sid] = decision.record
+                    # A new journal replaced the corrupt one: the next restart reads it.
+                    self._corrupt.discard(sid)
             exp = Expected(sid, outcome, instance_id, ready, tuple(dict.fromkeys(reqs)),
                            tuple(sorted(c.id for c in candidates)))
             out[sid] = exp
