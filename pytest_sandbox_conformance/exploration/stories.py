@@ -42,6 +42,7 @@ Pure: no I/O, no engine, no driver, no pytest.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +56,8 @@ from ..scenario.meaning import CANONICAL_PLACEHOLDER
 from ..scenario.model import Scenario
 from .schedule import Schedule
 
-__all__ = ["GENERATED_REQUIREMENTS", "MAX_MOVES", "Story", "scenario_of", "stories",
-           "story_document", "story_expect"]
+__all__ = ["BATCH", "GENERATED_REQUIREMENTS", "MAX_MOVES", "Batch", "Story", "batches",
+           "scenario_of", "stories", "story_document", "story_expect"]
 
 #: The most moves after the creates (each is one to five steps).
 MAX_MOVES = 12
@@ -549,3 +550,35 @@ def scenario_of(story: Story, scenario_id: str = "generated", title: str = "a ge
     text = yaml.safe_dump(story_document(story, scenario_id, title, **kw), sort_keys=False)
     (scenario,) = load_text(text, source)
     return scenario
+
+
+# -- batches -----------------------------------------------------------------------------------------
+
+#: Stories per pytest item of ``--sandbox-schedules=generate:N[:SEED]``.
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One item's share of ``generate:N:SEED``: ``size`` stories drawn from their own seed, so
+    that any batch replays alone (``-k``) exactly as it ran among the others."""
+
+    seed: int
+    index: int
+    size: int
+    total: int
+
+    @property
+    def label(self) -> str:
+        return f"seed{self.seed}-batch{self.index}"
+
+    @property
+    def hypothesis_seed(self) -> int:
+        return zlib.crc32(f"sandbox-conformance generate {self.seed} {self.index}".encode())
+
+
+def batches(n: int, seed: int = 0, size: int = BATCH) -> list[Batch]:
+    """The batches of ``generate:n:seed``, in order: ``ceil(n / size)`` of them, the last one
+    holding what is left."""
+    count = max(1, -(-n // size))
+    return [Batch(seed, i + 1, min(size, n - i * size), n) for i in range(count)]
