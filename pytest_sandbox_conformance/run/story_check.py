@@ -94,6 +94,7 @@ def _scenario(story: Story, batch: Batch) -> Scenario:
 
 def explore(batch: Batch, cfg: RunConfig, capabilities: frozenset[str], *,
             file_replay: Callable[[Scenario], str] | None = None, batch_replay: str = "",
+            save_dir: str = "",
             progress: Callable[[int, int], None] | None = None) -> BatchOutcome:
     """Play ``batch``'s stories against ``cfg``'s driver; shrink the first failure. Raises
     :class:`EngineOutage` when the engine went away (an error, not the driver's failure).
@@ -158,7 +159,7 @@ def explore(batch: Batch, cfg: RunConfig, capabilities: frozenset[str], *,
     if state["best"] is not None and state["best"][1] is not smallest:
         smallest = state["best"][1]
     out.found = Found(state["key"], state["first"], story, smallest)
-    _write_up(out, cfg, file_replay, batch_replay)
+    _write_up(out, cfg, file_replay, batch_replay, save_dir)
     return out
 
 
@@ -208,7 +209,7 @@ def reference_expect(story: Story, scenario: Scenario, schedule: Schedule) -> di
 
 
 def _write_up(out: BatchOutcome, cfg: RunConfig, file_replay: Callable[[Scenario], str] | None,
-              batch_replay: str) -> None:
+              batch_replay: str, save_dir: str) -> None:
     """The smallest story as a scenario file, checked as lint checks it and played again
     against the driver; the failure's text gets the file and the commands."""
     from .rehearsal import rehearse
@@ -269,7 +270,7 @@ def _write_up(out: BatchOutcome, cfg: RunConfig, file_replay: Callable[[Scenario
         f"the scenario file below {'replays the failure' if out.replays else 'DOES NOT replay the failure' if out.replays is False else 'could not be loaded'}"
         + ("" if not out.lint_problems else "; lint says:\n  " + "\n  ".join(out.lint_problems)),
         "",
-        f"--- save as {sid}.yaml (for example in tests/scenarios/) ---",
+        f"--- save as {save_dir}/{sid}.yaml ---" if save_dir else f"--- save as {sid}.yaml ---",
         text.rstrip("\n"),
         "---",
     ]
@@ -277,7 +278,7 @@ def _write_up(out: BatchOutcome, cfg: RunConfig, file_replay: Callable[[Scenario
         notes += ["", "the batch again (drawing, playing and shrinking as here):",
                   f"  {batch_replay}"]
     if printed is not None and file_replay is not None:
-        notes += ["", "replay (below): the saved file, with the file's folder"]
+        notes += ["", "replay (the command at the end) runs the saved file's schedule 'found'"]
         failure.replay = file_replay(printed)
     failure.notes.extend(notes)
     out.failure = failure
