@@ -500,8 +500,9 @@ def story_expect(story: Story) -> dict[str, Any]:
         action = next(iter(step))
         if action in ("create", "clone", "run"):
             src = step[action]
-            key = src if action != "clone" else keys[src][0]
-            ours = "namespace" not in step and (action != "clone" or keys[src][1])
+            source = keys.get(src, ("", True))  # an unbound source: the loader refuses it
+            key = src if action != "clone" else source[0]
+            ours = "namespace" not in step and (action != "clone" or source[1])
             keys[step["as"]] = (key, ours)
             alive[step["as"]] = True
             if action == "create":

@@ -47,6 +47,8 @@ __all__ = ["BatchOutcome", "MAX_SHRINK_PLAYS", "explore", "failure_key"]
 #: The most plays shrinking may take (each is one story against the driver); past it the
 #: smallest story found so far is reported.
 MAX_SHRINK_PLAYS = 2000
+#: The most plays of the greedy pass after Hypothesis' shrinker (steps, then gaps).
+MAX_TRIM_PLAYS = 300
 
 
 def failure_key(failure: ConformanceFailure) -> tuple[str, str]:
@@ -158,9 +160,70 @@ def explore(batch: Batch, cfg: RunConfig, capabilities: frozenset[str], *,
     story = state["best"][0] if state["best"] is not None else state["first"]
     if state["best"] is not None and state["best"][1] is not smallest:
         smallest = state["best"][1]
+    story, smallest = _trim_gaps(story, smallest, state["key"], batch, cfg, out)
     out.found = Found(state["key"], state["first"], story, smallest)
     _write_up(out, cfg, file_replay, batch_replay, save_dir)
     return out
+
+
+def _trim_gaps(story: Story, failure: ConformanceFailure, key: tuple[str, str], batch: Batch,
+               cfg: RunConfig, out: BatchOutcome) -> tuple[Story, ConformanceFailure]:
+    """After Hypothesis, a greedy pass: each step dropped (with its gap), then each gap
+    emptied, else its tokens dropped one at a time, each change kept where the story still
+    loads and fails ``key`` (Hypothesis shrinks the choices that drew the story, and a shorter
+    choice sequence can still hold a step nothing needs, or longer gaps). At most
+    :data:`MAX_TRIM_PLAYS` plays."""
+    plays = 0
+
+    def fails(candidate: Story) -> ConformanceFailure | None:
+        nonlocal plays
+        plays += 1
+        out.shrink_plays += 1
+        try:
+            play(_scenario(candidate, batch), candidate.schedule, cfg)
+        except ConformanceFailure as exc:
+            return exc if _matches(exc, key) else None
+        except (StoryError, ScenarioErrors):
+            return None
+        return None
+
+    used = {str(v) for step in story.steps for v in step.values()}
+    decls = tuple(d for d in story.sandboxes if d[0] in used)  # undeclare what no step names
+    plain = tuple((k, n, False) for k, n, _ in decls)  # and a GPU sandbox nothing needs
+    for sandboxes in dict.fromkeys([decls, plain]):
+        if sandboxes != story.sandboxes:
+            trial = Story(sandboxes, story.steps, story.gaps, story.moves)
+            got = fails(trial)
+            if got is not None:
+                story, failure = trial, got
+    changed = True
+    while changed and plays < MAX_TRIM_PLAYS:  # fewer steps first: drop one, with its gap
+        changed = False
+        for i in range(len(story.steps) - 1, 0, -1):
+            if plays >= MAX_TRIM_PLAYS:
+                break
+            trial = Story(story.sandboxes, story.steps[:i] + story.steps[i + 1:],
+                          story.gaps[:i] + story.gaps[i + 1:], story.moves)
+            got = fails(trial)
+            if got is not None:
+                story, failure, changed = trial, got, True
+                break
+    gaps = list(story.gaps)
+    for i in range(len(gaps)):
+        changed = True
+        while changed and gaps[i] and plays < MAX_TRIM_PLAYS:
+            changed = False
+            g = gaps[i]
+            for shorter in dict.fromkeys(["", *(g[:j] + g[j + 1:] for j in range(len(g)))]):
+                if plays >= MAX_TRIM_PLAYS:
+                    break
+                trial = Story(story.sandboxes, story.steps,
+                              tuple(gaps[:i] + [shorter] + gaps[i + 1:]), story.moves)
+                got = fails(trial)
+                if got is not None:
+                    gaps[i], story, failure, changed = shorter, trial, got, True
+                    break
+    return story, failure
 
 
 class _Failed(Exception):
@@ -230,7 +293,7 @@ def _write_up(out: BatchOutcome, cfg: RunConfig, file_replay: Callable[[Scenario
     description = (
         f"Found by --sandbox-schedules=generate:{batch.total}:{batch.seed} (batch {batch.index}) "
         f"against {failure.driver}: it fails {check}" + (f" ({req})" if req else "")
-        + f". Moves: {', '.join(story.moves) or 'the creates only'}. Shrunk from {before[0]} "
+        + f". Drawn as: {', '.join(story.moves) or 'the creates only'}. Shrunk from {before[0]} "
         f"steps, {before[1]} observations and {before[2]} restarts to {after[0]}, {after[1]} "
         f"and {after[2]}.")
     doc = story_document(story, sid, f"Generated: {check} after {len(story.steps)} steps",
