@@ -5,7 +5,8 @@ A *story* is what a scenario file's ``story:`` is, written by no one: a few sand
 created, then *moves* follow, each the steps one real actor takes:
 
 * the NemoClaw GPU swap (stop the original, rename it to ``backup``, clone it with every label
-  and a GPU request under the canonical name) and how it ends: the backup removed, kept, or the
+  and a GPU request under the canonical name; now and then a tool that changes or drops the
+  generation label on the way) and how it ends: the backup removed, kept, or the
   rollback (the clone removed, the backup renamed back and started), also after a clone that
   fails (``state: exited``);
 * Docker Compose's recreate (a clone under a temporary ``<hash>_<canonical>`` name, the old
@@ -233,7 +234,8 @@ def _gpu_swap(draw, m: _Model) -> str:
     m.rename(a, "backup")
     ending = draw(st.sampled_from(["commit", "rollback", "keep", "clone-fails"]))
     b = m.make("clone", a.binding, a.key, "canonical", gpu=_gpu_style(draw, m),
-               state="exited" if ending == "clone-fails" else "running")
+               state="exited" if ending == "clone-fails" else "running",
+               generation=draw(st.sampled_from(["keep", "wrong", "missing"])))
     if ending == "commit":
         m.remove(a)
     elif ending in ("rollback", "clone-fails"):
