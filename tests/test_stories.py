@@ -138,3 +138,44 @@ def test_canonical_placeholder_names_a_near_miss_on_the_engine(tmp_path):
     text = result.timeline.render()
     assert "A is now named openshell-box-s1-old" in text
     assert "openshell-box-s1-nemoclaw-gpu-backup- running" in text
+
+
+_DRAW = """
+import sys
+sys.path[:0] = {paths!r}
+{first}
+from pathlib import Path
+import broken_drivers
+from pytest_sandbox_conformance.engines.fake import FakeEngine
+from pytest_sandbox_conformance.exploration.stories import batches
+from pytest_sandbox_conformance.run.runner import RunConfig
+from pytest_sandbox_conformance.run.story_check import explore
+caps = {caps!r}
+(batch,) = batches(50, 3)
+out = explore(batch, RunConfig(driver=broken_drivers.adopts_on_first_sight, engine=FakeEngine,
+                               state_root=Path({root!r})), frozenset(caps))
+print(out.played, out.shrink_plays)
+print(out.yaml)
+"""
+
+
+def test_a_batch_depends_on_its_seed_alone(tmp_path):
+    # Hypothesis would mix integers from the source of the local modules a process loaded into
+    # its draws (and cache them under .hypothesis/): a module the driver or a project's tests
+    # import must not change what a batch draws or finds.
+    import subprocess
+    import sys
+
+    (tmp_path / "odd_constants.py").write_text(
+        "ODD = [" + ", ".join(str(n) for n in (11, 13, 17, 19, 7, 9, 3, 5, 15)) + "]\n")
+    tests = str(Path(__file__).resolve().parent)
+    runs = []
+    for first in ("", "import odd_constants"):
+        code = _DRAW.format(paths=[str(tmp_path), tests, str(Path(tests).parent)], first=first,
+                            caps=sorted(ALL), root=str(tmp_path))
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(done.stdout)
+    assert runs[0] == runs[1] and "generated-seed3-batch1" in runs[0]
+    assert not (tmp_path / ".hypothesis").exists()

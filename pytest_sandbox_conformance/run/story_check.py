@@ -21,9 +21,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..exploration.schedule import Schedule
 from ..exploration.stories import (
@@ -148,7 +149,8 @@ def explore(batch: Batch, cfg: RunConfig, capabilities: frozenset[str], *,
         seed(batch.hypothesis_seed)(given(stories(capabilities))(attempt)))
     smallest: ConformanceFailure | None = None
     try:
-        test()
+        with _seed_alone():
+            test()
     except _Failed as failed:
         smallest = failed.failure
     except HypothesisException:
@@ -224,6 +226,31 @@ def _trim_gaps(story: Story, failure: ConformanceFailure, key: tuple[str, str], 
                     gaps[i], story, failure, changed = shorter, trial, got, True
                     break
     return story, failure
+
+
+@contextmanager
+def _seed_alone() -> Iterator[None]:
+    """While a batch draws: no constants from "local" source files in what Hypothesis draws.
+
+    Hypothesis mixes integers found in the source of the local modules loaded (the driver's, a
+    project's tests) into its draws, and caches them under ``.hypothesis/``: a batch would then
+    depend on what else the process imported (a worker, a replay, another machine) and leave a
+    folder behind. A batch must be a function of its seed and the suite's code alone. This
+    reaches into Hypothesis' internals; where they are not as expected it does nothing."""
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        empty = providers.Constants()
+        saved = (providers._get_local_constants, providers.CONSTANTS_CACHE)
+        cache = type(providers.CONSTANTS_CACHE)(1024)
+    except (ImportError, AttributeError, TypeError):  # another Hypothesis: nothing to do
+        yield
+        return
+    providers._get_local_constants, providers.CONSTANTS_CACHE = (lambda: empty), cache
+    try:
+        yield
+    finally:
+        providers._get_local_constants, providers.CONSTANTS_CACHE = saved
 
 
 class _Failed(Exception):
