@@ -162,13 +162,13 @@ def explore(batch: Batch, cfg: RunConfig, capabilities: frozenset[str], *,
     story = state["best"][0] if state["best"] is not None else state["first"]
     if state["best"] is not None and state["best"][1] is not smallest:
         smallest = state["best"][1]
-    story, smallest = _trim_gaps(story, smallest, state["key"], batch, cfg, out)
+    story, smallest = _trim(story, smallest, state["key"], batch, cfg, out)
     out.found = Found(state["key"], state["first"], story, smallest)
     _write_up(out, cfg, file_replay, batch_replay, save_dir)
     return out
 
 
-def _trim_gaps(story: Story, failure: ConformanceFailure, key: tuple[str, str], batch: Batch,
+def _trim(story: Story, failure: ConformanceFailure, key: tuple[str, str], batch: Batch,
                cfg: RunConfig, out: BatchOutcome) -> tuple[Story, ConformanceFailure]:
     """After Hypothesis, a greedy pass: each step dropped (with its gap), then each gap
     emptied, else its tokens dropped one at a time, each change kept where the story still
