@@ -145,6 +145,13 @@ A = "  - create: s1\n    as: A\n"
     (A + "  - rename: A\n    to: '-bad name'\n", "expect: {}",
      "f.yaml:10: story[1].to: '-bad name' is not a valid container name"),
     (A + "  - rename: A\n    to: x\n", "expect: {}", "'x' is not a valid container name"),
+    (A + "  - rename: A\n    to: '{canonical}/old'\n", "expect: {}",
+     "f.yaml:10: story[1].to: 'openshell-box-s1/old' is not a valid container name"),
+    (A + "  - rename: A\n    to: '{canonical}-old'\n  - clone: A\n    as: B\n"
+         "    name: '{canonical}-old'\n", "expect: {}",
+     "f.yaml:13: story[2].name: clone: the container name openshell-box-s1-old is in use by A"),
+    (A + "  - rename: A\n    to: '{canonical}'\n", "expect: {}",
+     "story[1].to: container A is already named openshell-box-s1"),
     (A + "  - rename: A\n    to: canonical\n", "expect: {}",
      "story[1].to: container A is already named openshell-box-s1"),
     (A + "  - remove: A\n  - stop: A\n", "expect: {}",

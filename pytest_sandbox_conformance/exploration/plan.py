@@ -5,6 +5,8 @@
   ``exhaustive-2of7``: tens of thousands of schedules stay a few hundred items, which
   pytest-xdist spreads over its workers; the pinned schedules follow (they are the named classic
   cases and run in every mode).
+* ``generate:N`` gives each scenario its pinned items; the generated stories are items of their
+  own (``exploration/stories.py``, ``plugin/generated.py``).
 * a replay (``--sandbox-schedule=SCENARIO@ID``) gives that one schedule only.
 
 Pure: a function of the scenario and the mode, in a fixed order, so every xdist worker plans the
@@ -36,8 +38,9 @@ CHUNK = 200
 
 @dataclass(frozen=True)
 class Mode:
-    """How a session explores: ``pinned``, ``exhaustive`` or ``random`` (with ``random_n`` and
-    ``random_seed``), and whether the driver and engine can restart and order lists."""
+    """How a session explores: ``pinned``, ``exhaustive``, ``random`` or ``generate`` (with
+    ``random_n`` and ``random_seed``: schedules drawn, or stories generated), and whether the
+    driver and engine can restart and order lists."""
 
     name: str = "pinned"
     random_n: int = 0
@@ -65,7 +68,7 @@ def replay_schedule(scenario: Scenario, wanted: str) -> Schedule:
 def plan(scenario: Scenario, mode: Mode) -> Iterator[PlannedItem]:
     """The items of ``scenario`` under ``mode``, in a fixed order."""
     orders = "no" if mode.list_orders else "n"
-    if mode.name != "pinned":
+    if mode.name in ("exhaustive", "random"):  # generate: the catalog's pinned schedules
         if mode.name == "exhaustive":
             problem = exploration_problem(scenario, mode.restarts, orders)
             if problem is not None:

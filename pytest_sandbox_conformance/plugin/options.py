@@ -60,8 +60,9 @@ OPTIONS = (
            metavar="auto|required|off"),
     Option("scenarios", "extra folder of scenario files (repeatable)", [], "list", "DIR"),
     Option("no_builtin", "do not run the bundled scenario catalog", False, "bool"),
-    Option("schedules", "which schedules to explore: pinned (default), exhaustive, or "
-           "random:N[:SEED]", "pinned", metavar="MODE"),
+    Option("schedules", "which schedules to explore: pinned (default), exhaustive, "
+           "random:N[:SEED], or generate:N[:SEED] (N generated stories besides the pinned "
+           "schedules)", "pinned", metavar="MODE"),
     Option("schedule", "replay exactly one schedule, SCENARIO@SCHEDULE_ID as a failure prints it",
            metavar="SCENARIO@ID"),
     Option("report", "write the JSON conformance report to PATH (docs/reports.md)",
@@ -138,7 +139,7 @@ def resolve(config: pytest.Config, opt: Option) -> Any:
 #: The engines --sandbox-engine accepts.
 ENGINES = ("fake", "docker", "podman")
 
-_RANDOM = re.compile(r"^random:(\d+)(?::(\d+))?$")
+_RANDOM = re.compile(r"^(random|generate):(\d+)(?::(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Settings:
     gpu: str
     scenario_dirs: tuple[Path, ...]
     builtin: bool
-    mode: str                 # pinned | exhaustive | random
+    mode: str                 # pinned | exhaustive | random | generate
     random_n: int
     random_seed: int
     replay: tuple[str, str] | None
@@ -203,11 +204,13 @@ class Settings:
             m = _RANDOM.match(mode_text)
             if not m:
                 raise pytest.UsageError(
-                    f"--sandbox-schedules={mode_text}: use pinned, exhaustive or random:N[:SEED]")
-            mode, n, seed = "random", int(m.group(1)), int(m.group(2) or 0)
+                    f"--sandbox-schedules={mode_text}: use pinned, exhaustive, random:N[:SEED] "
+                    "or generate:N[:SEED]")
+            mode, n, seed = m.group(1), int(m.group(2)), int(m.group(3) or 0)
             if not 1 <= n <= MAX_EXHAUSTIVE:
+                draws = "schedules" if mode == "random" else "stories"
                 raise pytest.UsageError(f"--sandbox-schedules={mode_text}: N must be 1 to "
-                                        f"{MAX_EXHAUSTIVE} (random:N draws N schedules)")
+                                        f"{MAX_EXHAUSTIVE} ({mode}:N draws N {draws})")
         replay = None
         if get["schedule"]:
             scenario, sep, sched = get["schedule"].partition("@")

@@ -325,6 +325,8 @@ class Suite:
                 added.extend(r for r in report.result if isinstance(r, pytest.Item))
             else:
                 all_collected = False
+        if self.mode.name == "generate" and self.settings.replay is None:
+            added.extend(self._generated(session))
         if self.settings.replay is not None and not added and all_collected:
             # Otherwise a mistyped scenario id would silently run nothing.
             raise pytest.UsageError(
@@ -337,6 +339,18 @@ class Suite:
             items.clear()
         items[:0] = added
         self.results.planned(added)
+
+    def _generated(self, session: pytest.Session) -> list[pytest.Item]:
+        """The items of ``--sandbox-schedules=generate:N`` (``generated.py``)."""
+        from _pytest.runner import collect_one_node
+
+        from .generated import GENERATED_NODE, GeneratedStories
+
+        node = GeneratedStories.from_parent(session, name=GENERATED_NODE, nodeid=GENERATED_NODE)
+        node.session_of_items = self
+        report = collect_one_node(node)
+        session.ihook.pytest_collectreport(report=report)
+        return [r for r in report.result if isinstance(r, pytest.Item)] if report.passed else []
 
     def decorate(self, item) -> None:
         sc = item.scenario
@@ -360,6 +374,11 @@ class Suite:
         error of the item)."""
         opt = self.config.option
         if getattr(opt, "setuponly", False) or getattr(opt, "setupplan", False):
+            return
+        if hasattr(item, "batch"):  # a batch of generated stories
+            from .generated import play_generated
+
+            self.watch.play(item, lambda: play_generated(self, item, self.run_config()))
             return
         self.watch.play(item, lambda: play_item(item, self.run_config(),
                                                 progress_for(self.config, item),
@@ -405,7 +424,8 @@ class Suite:
         lines = [f"sandbox conformance: driver {self.driver_label} "
                 f"(capabilities: {', '.join(sorted(self.driver_caps)) or 'none'}), engine "
                 f"{s.engine}, schedules {s.mode}"
-                + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")
+                + (f" {s.random_n} seed {s.random_seed}" if s.mode in ("random", "generate")
+                   else "")
                 + (f", {self.concurrency} at once" if self.concurrency > 1 else "")]
         if self.timing == "approximate":
             lines.append("sandbox conformance: TIMING APPROXIMATE: the driver polls on its own "

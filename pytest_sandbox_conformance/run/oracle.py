@@ -204,6 +204,7 @@ class Oracle:
                     if at == "fsync-dir" and not self._crash_power:
                         # the rename happened: the new journal stands (a power loss undoes it)
                         self.records[sid] = decision.record
+                        self._corrupt.discard(sid)
                     crashed = True
                     self.crashes += 1
                     break
@@ -217,6 +218,8 @@ class Oracle:
                     self.records[sid] = decision.record
                     if outcome == Outcome.INVALIDATE and record.intent is not None:
                         self.invalidated.add(record.intent.replacement)
+                    # A new journal replaced the corrupt one: the next restart reads it.
+                    self._corrupt.discard(sid)
             exp = Expected(sid, outcome, instance_id, ready, tuple(dict.fromkeys(reqs)),
                            tuple(sorted(c.id for c in candidates)), situation)
             out[sid] = exp

@@ -62,6 +62,7 @@ from ..engines.base import (
 )
 from ..engines.clone import clone_spec
 from ..exploration.schedule import Schedule
+from ..scenario.meaning import CANONICAL_PLACEHOLDER
 from ..scenario.model import Expect, Scenario, Step
 from .checks import Failure, View, checks_for
 from .failure import ConformanceFailure, EngineOutage, StoryError
@@ -698,6 +699,8 @@ class _Run:
             return canonical
         if expr == "backup":
             return backup_name(canonical, BACKUP_EPOCH_MS + index)
+        if CANONICAL_PLACEHOLDER in expr:  # relative to the canonical name, unique per run already
+            return expr.replace(CANONICAL_PLACEHOLDER, canonical)
         return expr + self.name_suffix
 
     def run_container(self, step: Step) -> None:

@@ -209,7 +209,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError],
         needs=frozenset(needs), marks=tuple(data.get("marks", ())),
         restart=data.get("restart", "never"), max_observations=data.get("max_observations", 3),
         sandboxes=sandboxes, story=tuple(steps), expect=expect, pinned=tuple(pinned),
-        description=data.get("description", ""))
+        description=data.get("description", ""), reaches=tuple(data.get("reaches", ())))
     if story:
         check_meaning(scenario, sections, err)
     return None if out else scenario

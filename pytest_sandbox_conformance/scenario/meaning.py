@@ -33,7 +33,13 @@ from reference_driver.naming import canonical_name
 from ..engines.base import ACTIVE_STATES, valid_container_name
 from .model import Expect, Scenario, Step
 
-__all__ = ["FAULT_TARGETS", "check_meaning"]
+__all__ = ["CANONICAL_PLACEHOLDER", "FAULT_TARGETS", "check_meaning"]
+
+#: In a literal name expression, the sandbox's canonical name (``{canonical}-old``): a name
+#: relative to the canonical one, so that a near-miss is the same on every engine (a live run
+#: adds a suffix to sandbox ids, and so to canonical names). Braces are never part of a valid
+#: container name, so no literal name meant anything else before.
+CANONICAL_PLACEHOLDER = "{canonical}"
 
 #: Which later steps an armed fault would hit, by fault: a fault is *armed* by its step and hits
 #: the next calls of its operation, whoever makes them. ``list`` faults are consumed one per
@@ -102,7 +108,7 @@ class _Story:
             return self.canonical(key)
         if expr == "backup":
             return f"{self.canonical(key)}-nemoclaw-gpu-backup-{step.index}"
-        return expr
+        return expr.replace(CANONICAL_PLACEHOLDER, self.canonical(key))
 
     def holder(self, name: str) -> _Box | None:
         return next((b for b in self.boxes.values() if not b.gone and b.name == name), None)

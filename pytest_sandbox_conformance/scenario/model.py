@@ -95,6 +95,8 @@ class Scenario:
     expect: Expect
     pinned: tuple[PinnedSchedule, ...]
     description: str = ""
+    #: Decision outcomes some exhaustively explored schedule must reach (``reaches:``).
+    reaches: tuple[str, ...] = ()
 
     @property
     def needs_gpu(self) -> bool:

@@ -8,6 +8,7 @@ of ...") where a single ``oneOf`` over all actions would only say "not valid und
 from __future__ import annotations
 
 __all__ = [
+    "OUTCOMES",
     "CAPABILITIES",
     "MARKS",
     "MAX_FAULT_TIMES",
@@ -79,6 +80,10 @@ MAX_GAP_TOKENS = 20
 #: The most calls one engine or journal fault may fail (a run makes a few dozen calls).
 MAX_FAULT_TIMES = 100
 
+#: The contract's decision outcomes (``reference_driver.decision.Outcome``): what ``reaches:``
+#: may name, what the oracle says of each sandbox after each observation.
+OUTCOMES = ("authoritative", "record-intent", "adopt", "rollback", "invalidate", "pending",
+            "missing", "conflict", "unresolved", "persist-failed")
 _NAME = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]*$"}
 _SANDBOX_KEY = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]*$"}
 _CONTAINER_NAME = {"type": "string", "minLength": 1,
@@ -152,6 +157,9 @@ SCENARIO_SCHEMA = {
         "marks": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
         "restart": {"enum": ["anywhere", "never"]},
         "max_observations": {"type": "integer", "minimum": 1, "maximum": 3},
+        "reaches": {"type": "array", "uniqueItems": True, "items": {"enum": list(OUTCOMES)},
+                    "description": "decision outcomes the exhaustive exploration must reach "
+                                   "at least once (tests/test_catalog_reaches.py)"},
         "sandboxes": {
             "type": "object",
             "minProperties": 1,
