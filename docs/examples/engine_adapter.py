@@ -116,8 +116,10 @@ class EngineAdapter(DriverAdapter):
         if key is not None and self.warned.get(sid) != key:   # one Warning per condition
             reason = ("ContainerIdentityConflict" if why[0] != "missing"
                       else "ContainerInstanceMissing")
-            self.pending.append(PlatformEvent(sid, "Warning", reason, ready.message,
-                                              {"authoritative_instance_id": a_id}))
+            metadata = {"authoritative_instance_id": a_id}
+            if why[1]:   # a Warning names the other candidates (OWN-3, contract section 6)
+                metadata["candidate_instance_ids"] = ",".join(why[1])
+            self.pending.append(PlatformEvent(sid, "Warning", reason, ready.message, metadata))
         if key is None:
             self.warned.pop(sid, None)
         else:
