@@ -60,6 +60,8 @@ class Results:
                 "item": item.nodeid, "scenario": sc.id, "title": sc.title,
                 "profile": sc.profile, "requirements": list(sc.requirements),
                 "label": _label(item.name), "schedules": len(item.schedules)}
+            if getattr(item, "exploration", None):
+                self.plan[item.nodeid]["exploration"] = item.exploration
 
     def not_collected(self, parent: str, scenario, reason: str) -> None:
         """A scenario of the plan that collection left out (a replay of another one): one item

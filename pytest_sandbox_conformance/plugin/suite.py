@@ -74,7 +74,8 @@ class Suite:
         self.engine_name = settings.engine
         self.mode = Mode(settings.mode, settings.random_n, settings.random_seed,
                          restarts="restart" in self.capabilities,
-                         list_orders="list-order" in self.capabilities)
+                         list_orders="list-order" in self.capabilities,
+                         max_schedules=settings.max_schedules)
         self.settings_summary = {"sandbox_driver": settings.driver,
                                  "sandbox_engine": settings.engine}
 
