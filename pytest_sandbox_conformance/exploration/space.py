@@ -16,8 +16,11 @@ it is one the gap before already plays. Such a gap holds no observation of its o
 
 *Interesting* events (:meth:`Space.weight`), the preemptions of CHESS's preemption bounding:
 each observation in a crowded gap (a sandbox may have two or more containers there: list order
-and timing decide what the driver sees) and the restart. ``exploration/sample.py`` explores the
-schedules of at most K of them first. Pure: no I/O, no pytest.
+and timing decide what the driver sees), each observation after the first in a gap that is not
+crowded (the second look at one container is what lets a driver act on what it saw: a
+two-observation adoption), and the restart. A first observation where a sandbox has one
+container is free, as CHESS's non-preemptive switches are. ``exploration/sample.py`` explores
+the schedules of at most K interesting events first. Pure: no I/O, no pytest.
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ class Space:
                 yield self.with_restart(list(combo), point)
 
     def option_weight(self, gap: int, option: str) -> int:
-        return len(option) if self.crowded[gap] else 0
+        """The interesting observations of ``option`` (no ``R``) in ``gap``."""
+        return len(option) if self.crowded[gap] else max(0, len(option) - 1)
 
     def weight(self, schedule: Schedule) -> int:
         """How many interesting events the schedule holds (crowded observations, the restart)."""

@@ -39,7 +39,8 @@ from urllib.parse import urlsplit
 import pytest
 
 __all__ = ["MAX_SECONDS", "check_command", "check_driver_spec", "check_factory",
-           "check_max_schedules", "check_output_path", "check_seconds", "check_socket", "check_state_dir", "check_url"]
+           "check_max_schedules", "check_output_path", "check_seconds", "check_socket",
+           "check_state_dir", "check_url"]
 
 #: The longest poll interval, step timeout or other driver time the suite accepts, in seconds.
 MAX_SECONDS = 600.0
