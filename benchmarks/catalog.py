@@ -2,10 +2,13 @@
 
     python benchmarks/catalog.py [--driver reference] [--repeat 1]
 
-Prints the number of scenarios and schedules, the wall time of the whole catalog with -n 0 and
--n 2 (each a full pytest run in a subprocess, in the same run so the ratio is fair on a noisy
-machine), scenario-schedule runs per second, and the -n 0 / -n 2 speed-up. The targets
-(docs/performance.md): the exhaustive catalog within 60 s, and -n 2 at least 1.6 times faster.
+Prints the number of scenarios and schedules, what one process pays before it runs anything
+(``--collect-only``: start-up and collection, which every xdist worker pays once, and the same
+with the suite off, start-up alone), the wall time of the whole catalog with -n 0 and -n 2 (each
+a full pytest run in a subprocess, in the same run so the ratio is fair on a noisy machine),
+scenario-schedule runs per second, and the ratios -n 2 / -n 0 (wall time) and -n 0 / -n 2 (the
+speed-up). The targets (docs/performance.md): the exhaustive catalog within 60 s, and -n 2 at
+least 1.6 times faster.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ def run(driver: str, workers: int) -> float:
                        "the catalog")
 
 
+def collect(driver: str | None) -> float:
+    """One process's start-up and collection of the exhaustive catalog (``--collect-only``);
+    without a driver the suite is off: start-up alone."""
+    args = ["--collect-only"] + ([f"--sandbox-driver={driver}",
+                                  "--sandbox-schedules=exhaustive"] if driver else [])
+    return time_pytest(args, 0, "collection", expect=(0, 5))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--driver", default="reference")
@@ -34,11 +45,17 @@ def main() -> None:
     schedules = sum(exhaustive_count(s) + len(pinned(s)) for s in scenarios)
     print(f"scenarios: {len(scenarios)}")
     print(f"schedules (exhaustive + pinned): {schedules}")
+    collecting = min(collect(args.driver) for _ in range(3))
+    starting = min(collect(None) for _ in range(3))
+    print(f"one process, --collect-only: {collecting:.2f} s "
+          f"(start-up alone, suite off: {starting:.2f} s; collection: "
+          f"{collecting - starting:.2f} s)")
     serial = min(run(args.driver, 0) for _ in range(args.repeat))
     parallel = min(run(args.driver, 2) for _ in range(args.repeat))
     print(f"wall time -n 0: {serial:.1f} s")
     print(f"wall time -n 2: {parallel:.1f} s")
     print(f"runs per second (-n 0): {schedules / serial:.0f}")
+    print(f"wall time ratio -n 2 / -n 0: {parallel / serial:.2f}")
     print(f"speed-up -n 2 vs -n 0: {serial / parallel:.2f}")
 
 
