@@ -243,7 +243,8 @@ def test_sampled_items_are_named_and_reported(long_story, pytester) -> None:
     result = long_story("--sandbox-schedules=exhaustive", "--sandbox-max-schedules=400",
                         "--sandbox-report=r.json", "-v")
     assert result.ret == 0, result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines(["*long[[]exhaustive-sample-1of2[]] PASSED*",
+    result.stdout.fnmatch_lines(["*schedules exhaustive (a sample of 400 above 400 schedules)",
+                                 "*long[[]exhaustive-sample-1of2[]] PASSED*",
                                  "*long[[]exhaustive-sample-2of2[]] PASSED*"])
     report = json.loads((pytester.path / "r.json").read_text())
     jsonschema.validate(report, SCHEMA)

@@ -346,7 +346,9 @@ class Suite:
         lines = [f"sandbox conformance: driver {self.driver_label} "
                 f"(capabilities: {', '.join(sorted(self.driver_caps)) or 'none'}), engine "
                 f"{s.engine}, schedules {s.mode}"
-                + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")]
+                + (f" {s.random_n} seed {s.random_seed}" if s.mode == "random" else "")
+                + (f" (a sample of {s.max_schedules} above {s.max_schedules} schedules)"
+                   if s.mode == "exhaustive" else "")]
         if self.timing == "approximate":
             lines.append("sandbox conformance: TIMING APPROXIMATE: the driver polls on its own "
                          "clock and the suite waits for it (no observation gate); schedules are "
