@@ -171,7 +171,7 @@ def exhaustive_count(scenario: Scenario, restarts: bool = True, orders: str = "n
 MAX_EXHAUSTIVE = 100_000
 #: The default ``--sandbox-max-schedules``: a scenario whose space is larger is sampled. Sized so
 #: that one scenario stays under a minute on the fake engine (docs/performance.md).
-DEFAULT_MAX_SCHEDULES = 8_000
+DEFAULT_MAX_SCHEDULES = 6_000
 
 
 def enumerate_exhaustive(scenario: Scenario, restarts: bool = True,
