@@ -4,8 +4,9 @@
 
 Prints the number of scenarios and schedules, what one process pays before it runs anything
 (``--collect-only``, in CPU seconds: start-up and collection, which every xdist worker pays
-once, and the same with the suite off, start-up alone), the wall time of the whole catalog with -n 0 and -n 2 (each
-a full pytest run in a subprocess, in the same run so the ratio is fair on a noisy machine),
+once, and the same with the suite off, start-up alone), the wall time of the whole catalog
+with -n 0 and -n 2 (each a full pytest run in a subprocess, in the same run so the ratio is
+fair on a noisy machine),
 scenario-schedule runs per second, and the ratios -n 2 / -n 0 (wall time) and -n 0 / -n 2 (the
 speed-up). The targets (docs/performance.md): the exhaustive catalog within 60 s, and -n 2 at
 least 1.6 times faster.

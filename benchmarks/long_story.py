@@ -155,8 +155,11 @@ def main() -> int:
               f"bounded + {facts['pct']['runs']} PCT runs (k={facts['pct']['gaps']} gaps, "
               f"c={facts['pct']['kinds']} kinds), about {args.bound / rate:.0f} s")
         for depth, f in facts["pct"]["depths"].items():
-            print(f"  depth {depth}: {f['runs']} runs, >= {f['per_run']:.2e} per run, "
-                  f">= {f['at_least_once']:.3f} at least once")
+            print(f"  depth {depth}: {f['runs']} runs, "
+                  + ("played whole (found surely)" if f["whole"] else
+                     f">= {f['per_run']:.2e} per run, >= {f['at_least_once']:.3f} at least once"))
+        distinct = len({sample.at(j).id for j in range(args.bound)})
+        print(f"  distinct schedules among the {args.bound}: {distinct}")
         broken = RunConfig(driver=no_rollback, engine=FakeEngine, state_root=Path(d))
         n, secs, what = first_failure(sc, (sample.at(j) for j in range(args.bound)), broken,
                                       args.bound)

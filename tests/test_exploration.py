@@ -203,10 +203,50 @@ def test_the_guarantee_follows_the_formula() -> None:
     facts = sample.facts()
     k, c = facts["pct"]["gaps"], facts["pct"]["kinds"]
     assert (k, c) == (10, 3)  # 12 gaps less the 2 merged; n, o and R
-    for d, f in facts["pct"]["depths"].items():
+    depths = facts["pct"]["depths"]
+    assert [(d, f["whole"]) for d, f in depths.items()] == [("2", True), ("3", True),
+                                                             ("4", False)]
+    for d, f in depths.items():
         assert f["per_run"] == pytest.approx(1 / (k * c) ** int(d))
-        assert f["at_least_once"] == pytest.approx(1 - (1 - f["per_run"]) ** f["runs"])
-    assert sum(f["runs"] for f in facts["pct"]["depths"].values()) == facts["pct"]["runs"]
+        expected = 1.0 if f["whole"] else 1 - (1 - f["per_run"]) ** f["runs"]
+        assert f["at_least_once"] == pytest.approx(expected)
+    assert sum(f["runs"] for f in depths.values()) == facts["pct"]["runs"]
+
+
+def test_a_depth_with_few_draws_is_played_whole_each_schedule_once() -> None:
+    [sc] = load_text(LONG, "long.yaml")
+    sp = space(sc)
+    sample = Sample(sp, sc.id, DEFAULT_MAX_SCHEDULES)
+    [(d2, whole2, n2), (d3, whole3, n3), (d4, random4, n4)] = sample.segments
+    assert (d2, d3, d4) == (2, 3, 4) and random4 is None
+    assert n2 + n3 + n4 == sample.runs and (n2, n3) == (120, 1474)
+    for d, whole in ((2, whole2), (3, whole3)):
+        ids = [s.id for s in whole]
+        assert len(set(ids)) == len(ids)
+        # every schedule of d events (past K = 1): d observations and restarts, some of them
+        # free (a first look where a sandbox has one container)
+        assert all(s.observations + s.restarts <= d and sp.weight(s) > 1 for s in whole)
+    played = [sample.at(j) for j in range(DEFAULT_MAX_SCHEDULES)]
+    assert len({s.id for s in played}) > 0.85 * DEFAULT_MAX_SCHEDULES
+
+
+def _one_event(sp) -> set[str]:
+    """Brute force: the schedules of exactly one event, an interesting one."""
+    return {s.id for s in sp if s.observations + s.restarts == 1 and sp.weight(s) == 1}
+
+
+@pytest.mark.parametrize("sc", [
+    sc for sc in SMALL if (lambda sp: 3 * len(_one_event(sp)) + 3 < Sample(sp, "", 1).level(1))(
+        space(replace(sc, restart="anywhere")))][:4], ids=lambda sc: sc.id)
+def test_a_whole_depth_is_every_schedule_of_that_many_interesting_events(sc) -> None:
+    sp = space(replace(sc, restart="anywhere"))
+    brute = _one_event(sp)
+    # K = 0 whole, level 1 does not fit; depth 1 (its third of the runs) fits whole
+    sample = Sample(sp, sc.id, Sample(sp, sc.id, 1).level(0) + 3 * len(brute) + 3)
+    assert sample.k == 0
+    d, whole, runs = sample.segments[0]
+    assert d == 1 and whole is not None
+    assert {s.id for s in whole} == brute and runs == len(brute) == len(whole)
 
 
 def test_a_bug_of_two_interesting_events_is_in_level_two() -> None:

@@ -9,24 +9,29 @@ it without anything being enumerated or stored:
    any gap, the restart), then every one with exactly 1, then exactly 2, ...: each level
    whole, as long as it fits in the bound. The last whole level is the bound ``K`` reached
    (K = 2 plays every bug that needs two interesting events; see ``docs/scenarios.md``).
-2. **PCT-style runs** for the rest: run ``j`` has a depth ``d`` (K+1, K+2, K+3 in turn) and draws
-   ``d`` events, each a gap uniformly among the ``k`` gaps where the driver can act (PCT's
-   change points: there the driver gets the priority, elsewhere it stays quiet) and a kind
-   uniformly among that gap's kinds (``n``, ``o`` where the list order matters, ``R`` where a
-   restart may fall); a gap's events are played in the order drawn (the restart first, at
-   most one restart, at most ``max_observations`` observations). A draw that a bounded level
-   already played is drawn again (up to :data:`REDRAWS` times). The draw is seeded by the
-   scenario id, the seed and ``j``: deterministic everywhere.
+2. **PCT-style runs** for the rest, in three segments of depth ``d`` = K+1, K+2, K+3 (each an
+   equal share of what the ones before left). A run of depth ``d`` draws ``d`` events, each a
+   gap uniformly among the ``k`` gaps where the driver can act (PCT's change points: there the
+   driver gets the priority, elsewhere it stays quiet) and a kind uniformly among that gap's
+   kinds (``n``, ``o`` where the list order matters, ``R`` where a restart may fall; after a
+   restart, only observations); a gap plays its events in the order drawn (the restart first,
+   at most ``max_observations`` observations). A draw that a bounded level already played is
+   drawn again (up to :data:`REDRAWS` times). The draw is seeded by the scenario id, the seed
+   and ``j``: deterministic everywhere. A depth whose distinct draws are few (listed in at
+   most :data:`WHOLE_DRAWS` draws, and no more than its share of the runs) is played
+   **whole** instead, each schedule once (:attr:`Sample.segments`).
 
 The guarantee (``docs/scenarios.md``, "Above the bound"): a bug of depth ``d`` (it shows in a
 schedule of ``d`` particular events, nothing else in the story) is found by one run of depth
 ``d`` with probability at least ``1 / (k * c)**d``, ``c`` the most kinds of a gap (3 at most);
-surely if its schedule lies in a bounded level. Pure: no I/O, no pytest.
+surely if its schedule lies in a bounded level or its depth is played whole. Pure: no I/O, no
+pytest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -36,11 +41,14 @@ from typing import Any
 from .schedule import Schedule
 from .space import ScheduleSlice, Space
 
-__all__ = ["PCT_DEPTHS", "REDRAWS", "Sample"]
+__all__ = ["PCT_DEPTHS", "REDRAWS", "WHOLE_DRAWS", "Sample"]
 #: The depths of the PCT-style runs, in turn, past the bound K reached: K+1, K+2, K+3.
 PCT_DEPTHS = (1, 2, 3)
 #: How many times a PCT draw that a bounded level already played is drawn again.
 REDRAWS = 32
+#: A depth whose draws can be listed in at most this many is listed, and played whole when its
+#: distinct schedules fit in its share of the runs.
+WHOLE_DRAWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -147,28 +155,83 @@ class Sample:
     def runs(self) -> int:
         return self.bound - self.bounded
 
-    def _draw(self, j: int) -> Schedule:
+    def _build(self, events) -> Schedule:
+        """The schedule of a sequence of events ``(gap, kind)``: a gap plays its observations in
+        the order drawn, after the restart (the first drawn; at most one), at most
+        ``max_observations`` of them."""
+        seen = [""] * self.space.gaps
+        restart: int | None = None
+        for g, kind in events:
+            if kind == "R":
+                restart = g if restart is None else restart
+            elif len(seen[g]) < self._most:
+                seen[g] += kind
+        return self.space.with_restart(seen, restart)
+
+    @cached_property
+    def _most(self) -> int:
+        return max((max(len(o) for o in opts) for opts in self.space.options), default=0)
+
+    def _past_k(self, sched: Schedule) -> bool:
+        return self.k is None or self.space.weight(sched) > self.k
+
+    def _draw(self, j: int, d: int) -> Schedule:
         digest = hashlib.blake2b(f"{self.seed}:{self.scenario_id}:{j}".encode(),
                                  digest_size=8).digest()
         rng = random.Random(int.from_bytes(digest, "big"))
-        d = self.depths[(j - self.bounded) % len(self.depths)]
         where = sorted(self._kinds)
-        most = max((max(len(o) for o in opts) for opts in self.space.options), default=0)
+        plain = {g: tuple(k for k in kinds if k != "R") for g, kinds in self._kinds.items()}
+        where_plain = [g for g in where if plain[g]] or where
         sched = Schedule(tuple("" for _ in range(self.space.gaps)))
         for _ in range(REDRAWS + 1):
-            seen = [""] * self.space.gaps
-            restart: int | None = None
+            events: list[tuple[int, str]] = []
+            restarted = False
             for _event in range(d):
-                g = rng.choice(where)
-                kind = rng.choice(self._kinds[g])
-                if kind == "R":
-                    restart = g if restart is None else restart
-                elif len(seen[g]) < most:
-                    seen[g] += kind
-            sched = self.space.with_restart(seen, restart)
-            if self.k is None or self.space.weight(sched) > self.k:
+                if restarted:  # at most one restart: the next events observe
+                    g = rng.choice(where_plain)
+                    kind = rng.choice(plain[g] or self._kinds[g])
+                else:
+                    g = rng.choice(where)
+                    kind = rng.choice(self._kinds[g])
+                restarted = restarted or kind == "R"
+                events.append((g, kind))
+            sched = self._build(events)
+            if self._past_k(sched):
                 break
         return sched
+
+    def _whole(self, d: int, share: int) -> tuple[Schedule, ...] | None:
+        """Every distinct schedule a run of depth ``d`` can draw (past K), in a fixed order, if
+        listing them takes at most :data:`WHOLE_DRAWS` draws and they are no more than
+        ``share``; else None."""
+        events = [(g, kind) for g in sorted(self._kinds) for kind in self._kinds[g]]
+        if not events or len(events) ** d > WHOLE_DRAWS:
+            return None
+        found: dict[str, Schedule] = {}
+        for seq in itertools.product(events, repeat=d):
+            sched = self._build(seq)
+            if self._past_k(sched):
+                found.setdefault(sched.id, sched)
+                if len(found) > share:
+                    return None
+        return tuple(found.values())
+
+    @cached_property
+    def segments(self) -> tuple[tuple[int, tuple[Schedule, ...] | None, int], ...]:
+        """The PCT phase, in order: ``(depth, its schedules played whole or None for random
+        runs, runs)``. Each depth gets an equal share of what the depths before it left; a depth
+        whose distinct draws fit in its share is played whole, each schedule once (a run
+        drawn at random would mostly repeat them), and leaves the rest to the deeper ones."""
+        remaining, out = self.runs, []
+        for i, d in enumerate(self.depths):
+            share = remaining // (len(self.depths) - i)
+            whole = self._whole(d, share) if share else None
+            runs = len(whole) if whole is not None else share
+            out.append((d, whole, runs))
+            remaining -= runs
+        if remaining:  # the deepest depth too was played whole
+            out.append((self.depths[-1] + 1, None, remaining))
+        return tuple(out)
 
     def guarantee(self, d: int) -> float:
         """A lower bound on the chance that one PCT-style run of depth ``d`` finds a given bug
@@ -188,7 +251,12 @@ class Sample:
                 if j < self.level(w):
                     return self._in_level(w, j)
                 j -= self.level(w)
-        return self._draw(j)
+        offset = j - self.bounded
+        for d, whole, runs in self.segments:
+            if offset < runs:
+                return whole[offset] if whole is not None else self._draw(j, d)
+            offset -= runs
+        raise AssertionError("the segments cover the runs")  # pragma: no cover
 
     def slice(self, start: int, stop: int) -> ScheduleSlice:
         return ScheduleSlice(self.at, start, stop, any("o" in o for opts in self.space.options
@@ -197,11 +265,12 @@ class Sample:
     def facts(self) -> dict[str, Any]:
         """What the report says of the sample (``docs/report.schema.json``, ``exploration``)."""
         depths: dict[str, Any] = {}
-        for i, d in enumerate(self.depths):
-            runs = len(range(i, self.runs, len(self.depths)))
+        for d, whole, runs in self.segments:
             p = self.guarantee(d)
-            found = 1.0 if p >= 1 else -math.expm1(runs * math.log1p(-p)) if runs else 0.0
-            depths[str(d)] = {"runs": runs, "per_run": p, "at_least_once": found}
+            found = 1.0 if whole is not None or p >= 1 else (
+                -math.expm1(runs * math.log1p(-p)) if runs else 0.0)
+            depths[str(d)] = {"runs": runs, "whole": whole is not None, "per_run": p,
+                              "at_least_once": found}
         shown = (self.k + 2) if self.k is not None else 1  # the whole levels and the next
         return {"k": self.k, "bounded": self.bounded,
                 "levels": [self.level(w) for w in range(min(shown, self._top + 1))],
