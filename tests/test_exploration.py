@@ -299,6 +299,16 @@ def test_sampled_items_are_named_and_reported(long_story, pytester) -> None:
     assert scenario["schedules"] == 400 + 1  # and the default pinned schedule
 
 
+def test_xdist_workers_plan_the_same_sample(long_story, pytester) -> None:
+    # Every worker decodes the same items (xdist stops on "Different tests were collected").
+    result = long_story("--sandbox-schedules=exhaustive", "--sandbox-max-schedules=400",
+                        "--sandbox-report=r.json", "-n", "2")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert result.parseoutcomes()["passed"] == 3
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["scenarios"]["long"]["exploration"]["explored"] == 400
+
+
 def test_a_space_under_the_bound_is_reported_whole(run_catalog_file) -> None:
     report = run_catalog_file("gap.yaml")
     exploration = report["scenarios"]["gap-missed"]["exploration"]
