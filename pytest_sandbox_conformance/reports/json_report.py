@@ -4,10 +4,10 @@ other output (HTML, the Gateway-API-shaped claim) is drawn from.
 Per planned item its outcome (:data:`~.verdict.OUTCOMES`), per failed item the failure itself
 (the one-line message, the broken requirements, the schedule, the replay command, the timeline's
 moments, the driver's last snapshots), per scenario (in exhaustive mode with how its schedule
-space was explored: whole, or a sample above ``--sandbox-max-schedules``), per requirement and per profile a result,
-and the verdict over the whole core profile (:func:`~.verdict.verdict`). Its shape is
-``docs/report.schema.json`` (``format`` :data:`FORMAT`). Written once, by the controller (never
-by an xdist worker), atomically. No pytest.
+space was explored: whole, or a sample above ``--sandbox-max-schedules``), per requirement and
+per profile a result, and the verdict over the whole core profile (:func:`~.verdict.verdict`).
+Its shape is ``docs/report.schema.json`` (``format`` :data:`FORMAT`). Written once, by the
+controller (never by an xdist worker), atomically. No pytest.
 """
 
 from __future__ import annotations
