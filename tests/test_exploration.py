@@ -286,6 +286,9 @@ def test_sampled_items_are_named_and_reported(long_story, pytester) -> None:
     result.stdout.fnmatch_lines(["*schedules exhaustive (a sample of 400 above 400 schedules)",
                                  "*long[[]exhaustive-sample-1of2[]] PASSED*",
                                  "*long[[]exhaustive-sample-2of2[]] PASSED*"])
+    result.stdout.fnmatch_lines(["sampled: long: 400 of 2280960000 schedules (more than "
+                                 "--sandbox-max-schedules=400): every schedule of at most K=0 "
+                                 "interesting events, then 336 PCT-style runs (*)"])
     report = json.loads((pytester.path / "r.json").read_text())
     jsonschema.validate(report, SCHEMA)
     scenario = report["scenarios"]["long"]
