@@ -35,7 +35,7 @@ CATALOG, _ = load_paths(scenario_files(catalog_dir()))
 SMALL = [sc for sc in CATALOG if exhaustive_count(replace(sc, restart="anywhere")) <= 3000]
 
 #: A 12-step story (NemoClaw's swap with a probe in another namespace, a wait loop, a rollback):
-#: 2.3e9 schedules.
+#: 1.1e10 schedules.
 LONG = """\
 id: long
 title: long
@@ -108,26 +108,59 @@ def test_index_to_schedule_is_the_old_enumeration_order(sc, restart, orders) -> 
     whole = space(sc, orders=orders, merge=False)
     assert whole.size == len(old)
     assert [whole.at(i) for i in range(whole.size)] == old == list(whole)
-    # Merging keeps the old order: the schedules with nothing in a merged gap, in sequence.
     merged = space(sc, orders=orders)
-    kept = [s for s in old if not any(s.gaps[g] for g in range(len(s.gaps)) if merged.merged[g])]
-    assert [merged.at(i) for i in range(merged.size)] == kept == list(merged)
-    assert exhaustive_count(sc, orders=orders) == merged.size == len(kept)
-    assert list(enumerate_exhaustive(sc, orders=orders)) == kept
-    assert len({s.id for s in kept}) == len(kept)  # a bijection onto distinct schedules
-    assert all(decode(s.id, sc) == s for s in kept[:50])
+    assert [merged.at(i) for i in range(merged.size)] == list(merged)
+    assert exhaustive_count(sc, orders=orders) == merged.size
+    assert list(enumerate_exhaustive(sc, orders=orders)) == list(merged)
+    assert len({s.id for s in merged}) == merged.size  # a bijection onto distinct schedules
+    assert all(decode(s.id, sc) == s for s in list(merged)[:50])
+    if not any(merged.merged):
+        assert list(merged) == old
+    else:  # the same plays, each once: see the test below
+        assert {_plays(merged, s) for s in merged} == {_plays(merged, s) for s in old}
+
+
+def _plays(sp, sched: Schedule) -> tuple[str, ...]:
+    """What the driver sees of a schedule: per run of a visible gap and the gaps merged into it,
+    the tokens played there, in order."""
+    out: list[str] = []
+    for g, tokens in enumerate(sched.gaps):
+        if sp.merged[g]:
+            out[-1] += tokens
+        else:
+            out.append(tokens)
+    return tuple(out)
+
+
+@pytest.mark.parametrize("restart", ["never", "anywhere"])
+def test_merging_keeps_every_play_and_drops_only_repeats(restart) -> None:
+    # delete-removes-every-exact-match with two observations a gap: the other namespace's
+    # container (step 5) is invisible, so its gap's observations join step 4's.
+    [sc] = [replace(s, max_observations=2, restart=restart) for s in CATALOG
+            if s.id == "delete-removes-every-exact-match"]
+    old = list(legacy_enumeration(sc))
+    merged = space(sc)
+    if restart == "anywhere":  # "nRn" across the two gaps has no place in one gap
+        assert not any(merged.merged) and list(merged) == old
+        return
+    assert merged.merged == (False,) * 4 + (True, False)
+    assert merged.options[3][-1] == "oooo"  # room for both gaps' observations
+    plays = [_plays(merged, s) for s in merged]
+    assert len(set(plays)) == len(plays) == merged.size < len(old)
+    assert set(plays) == {_plays(merged, s) for s in old}
 
 
 def test_the_count_needs_no_enumeration() -> None:
     [sc] = load_text(LONG, "long.yaml")
     sp = space(sc)
-    assert sp.size == 2_280_960_000 == exhaustive_count(sc)
-    # 7 quiet gaps of 4 options, 4 crowded ones of 15, 13 restart points; merged: 6, 4, 11.
-    assert space(sc, merge=False).size == 4 ** 7 * 15 ** 4 * 13
-    assert sp.size == 4 ** 6 * 15 ** 4 * 11
+    # 7 quiet gaps of 4 options, 4 crowded ones of 15, 13 restart points (nothing is merged
+    # where restarts may fall)
+    assert sp.size == 10_782_720_000 == exhaustive_count(sc) == 4 ** 7 * 15 ** 4 * 13
     last = sp.at(sp.size - 1)
-    # The last restart point: gap 11 (after the invisible "remove: P") is merged into gap 10.
-    assert last.gaps[-2] == "Rnnn" and last.gaps[-1] == ""
+    assert last.gaps[-2] == "nnn" and last.gaps[-1] == "R"  # the last restart point
+    # Without restarts the probe's gap joins the first (0..6 observations: 7 options).
+    never = space(replace(sc, restart="never"))
+    assert never.size == 7 * 4 ** 5 * 15 ** 4 == 362_880_000
     with pytest.raises(IndexError):
         sp.at(sp.size)
 
@@ -135,12 +168,14 @@ def test_the_count_needs_no_enumeration() -> None:
 def test_steps_the_driver_cannot_list_are_merged_into_the_gap_before() -> None:
     [sc] = load_text(LONG, "long.yaml")
     assert invisible_steps(sc) == [False, True] + [False] * 9 + [True]
-    sp = space(sc)
+    assert not any(space(sc).merged)  # restart: anywhere
+    sp = space(replace(sc, restart="never"))
     assert sp.merged == (False, True) + (False,) * 9 + (True,)
-    assert sp.options[1] == ("",) and 1 not in sp.points and 11 not in sp.points
+    assert sp.options[1] == ("",) and sp.options[0][-1] == "n" * 6 and sp.points == (None,)
     # The catalog's one such step: the container of another namespace beside a delete.
     [delete] = [s for s in CATALOG if s.id == "delete-removes-every-exact-match"]
     assert space(delete).merged == (False,) * 4 + (True, False)
+    assert space(delete).size == 56 < space(delete, merge=False).size == 72
 
 
 def test_a_plan_holds_slices_never_schedules() -> None:
@@ -151,8 +186,8 @@ def test_a_plan_holds_slices_never_schedules() -> None:
     assert all(isinstance(i.schedules, ScheduleSlice) and len(i.schedules) == CHUNK
                for i in explored)
     facts = explored[0].exploration
-    assert facts["mode"] == "sample" and facts["space"] == 2_280_960_000
-    assert facts["explored"] == facts["bound"] == 1000 and facts["merged_gaps"] == 2
+    assert facts["mode"] == "sample" and facts["space"] == 10_782_720_000
+    assert facts["explored"] == facts["bound"] == 1000 and facts["merged_gaps"] == 0
     small = list(plan(sc, Mode("exhaustive", max_schedules=DEFAULT_MAX_SCHEDULES)))
     assert len(small) == DEFAULT_MAX_SCHEDULES // CHUNK + 1  # and the default pinned one
 
@@ -177,8 +212,8 @@ def test_the_sample_is_bounded_levels_then_pct_runs_deterministically() -> None:
     [sc] = load_text(LONG, "long.yaml")
     sp = space(sc)
     sample = Sample(sp, sc.id, 5000)
-    assert sample.k == 1 and sample.bounded == sample.level(0) + sample.level(1) == 1408
-    assert sample.depths == (2, 3, 4) and sample.runs == 5000 - 1408
+    assert sample.k == 1 and sample.bounded == sample.level(0) + sample.level(1) == 3136
+    assert sample.depths == (2, 3, 4) and sample.runs == 5000 - 3136
     again = Sample(space(sc), sc.id, 5000)
     ids = [sample.at(j).id for j in range(0, 5000, 7)]
     assert ids == [again.at(j).id for j in range(0, 5000, 7)]  # any worker, any order
@@ -190,7 +225,7 @@ def test_the_sample_is_bounded_levels_then_pct_runs_deterministically() -> None:
         # What a bounded level already played is drawn again (but a draw may stay after
         # REDRAWS tries): almost every run is past K.
     past = sum(sp.weight(sample.at(j)) > 1 for j in range(sample.bounded, 5000))
-    assert past >= (5000 - 1408) * 0.99 and REDRAWS > 0
+    assert past >= (5000 - 3136) * 0.99 and REDRAWS > 0
     assert Sample(sp, sc.id, 5000, seed=1).at(4000) != sample.at(4000) or \
         Sample(sp, sc.id, 5000, seed=1).at(4001) != sample.at(4001)
     with pytest.raises(IndexError):
@@ -202,7 +237,7 @@ def test_the_guarantee_follows_the_formula() -> None:
     sample = Sample(space(sc), sc.id, 10000)
     facts = sample.facts()
     k, c = facts["pct"]["gaps"], facts["pct"]["kinds"]
-    assert (k, c) == (10, 3)  # 12 gaps less the 2 merged; n, o and R
+    assert (k, c) == (12, 3)  # every gap (the last: a restart only); n, o and R
     depths = facts["pct"]["depths"]
     assert [(d, f["whole"]) for d, f in depths.items()] == [("2", True), ("3", True),
                                                              ("4", False)]
@@ -217,10 +252,10 @@ def test_a_depth_with_few_draws_is_played_whole_each_schedule_once() -> None:
     [sc] = load_text(LONG, "long.yaml")
     sp = space(sc)
     sample = Sample(sp, sc.id, DEFAULT_MAX_SCHEDULES)
-    [(d2, whole2, n2), (d3, whole3, n3), (d4, random4, n4)] = sample.segments
-    assert (d2, d3, d4) == (2, 3, 4) and random4 is None
-    assert n2 + n3 + n4 == sample.runs and (n2, n3) == (120, 1474)
-    for d, whole in ((2, whole2), (3, whole3)):
+    [(d2, whole2, n2), (d3, random3, n3), (d4, random4, n4)] = sample.segments
+    assert (d2, d3, d4) == (2, 3, 4) and random3 is random4 is None
+    assert n2 + n3 + n4 == sample.runs and (n2, n3, n4) == (136, 1364, 1364)
+    for d, whole in ((2, whole2),):
         ids = [s.id for s in whole]
         assert len(set(ids)) == len(ids)
         # every schedule of d events (past K = 1): d observations and restarts, some of them
@@ -258,7 +293,7 @@ def test_a_bug_of_two_interesting_events_is_in_level_two() -> None:
     assert sp.weight(decode("1-n.0.0.0.0.0.0.0.0.n.0.0", sc)) == 0  # one look at one container
     assert sp.weight(decode("1-nn.0.0.0.0.0.0.0.0.0.0.0", sc)) == 1
     assert sp.weight(decode("1-R.0.0.0.0.0.0.0.0.0.0.0", sc)) == 1
-    sample = Sample(sp, sc.id, 15000)
+    sample = Sample(sp, sc.id, 31000)
     assert sample.k == 2
     assert witness in [sample.at(j) for j in range(sample.level(0) + sample.level(1),
                                                    sample.bounded)]
@@ -286,18 +321,18 @@ def test_sampled_items_are_named_and_reported(long_story, pytester) -> None:
     result.stdout.fnmatch_lines(["*schedules exhaustive (a sample of 400 above 400 schedules)",
                                  "*long[[]exhaustive-sample-1of2[]] PASSED*",
                                  "*long[[]exhaustive-sample-2of2[]] PASSED*"])
-    result.stdout.fnmatch_lines(["sampled: long: 400 of 2280960000 schedules (more than "
+    result.stdout.fnmatch_lines(["sampled: long: 400 of 10782720000 schedules (more than "
                                  "--sandbox-max-schedules=400): every schedule of at most K=0 "
-                                 "interesting events, then 336 PCT-style runs (*)"])
+                                 "interesting events, then 272 PCT-style runs (*)"])
     report = json.loads((pytester.path / "r.json").read_text())
     jsonschema.validate(report, SCHEMA)
     scenario = report["scenarios"]["long"]
     exploration = scenario["exploration"]
-    assert exploration["mode"] == "sample" and exploration["space"] == 2_280_960_000
+    assert exploration["mode"] == "sample" and exploration["space"] == 10_782_720_000
     assert exploration["explored"] == exploration["bound"] == 400
-    assert exploration["k"] == 0 and exploration["bounded"] == 64
-    assert exploration["levels"] == [64, 1344]
-    assert exploration["pct"]["runs"] == 336 and set(exploration["pct"]["depths"]) == {"1", "2",
+    assert exploration["k"] == 0 and exploration["bounded"] == 128
+    assert exploration["levels"] == [128, 3008]
+    assert exploration["pct"]["runs"] == 272 and set(exploration["pct"]["depths"]) == {"1", "2",
                                                                                         "3"}
     assert scenario["schedules"] == 400 + 1  # and the default pinned schedule
 

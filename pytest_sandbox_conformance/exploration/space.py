@@ -10,9 +10,13 @@ schedule.
 Gaps that the driver cannot tell apart from the one before are **merged**: after a step that
 changes nothing the driver lists (a ``run`` into another namespace, and every later step on such
 a container: it carries another namespace label, so the driver's namespace-filtered list never
-shows it), the engine lists what it listed before the step, so an observation or a restart after
-it is one the gap before already plays. Such a gap holds no observation of its own (its option is
-``""``) and is no restart point; the first step's gap is never merged.
+shows it), the engine lists what it listed before the step, so observations there are ones the
+gap before can play: that gap takes their room (``max_observations`` more, up to
+:data:`MAX_MERGED` in all) and the merged gap holds none (its option is ``""``). Merging needs a
+space without restarts: a restart between two observations of one state (``nRn`` across the
+two gaps) has no place in a gap whose restart comes first, so with restarts nothing is merged.
+The first step's gap is never merged, nor one that would take the gap before past
+:data:`MAX_MERGED`.
 
 *Interesting* events (:meth:`Space.weight`), the preemptions of CHESS's preemption bounding:
 each observation in a crowded gap (a sandbox may have two or more containers there: list order
@@ -33,7 +37,10 @@ from typing import Callable, Iterator, Sequence
 from ..scenario.model import Scenario
 from .schedule import Schedule, crowded_gaps
 
-__all__ = ["ScheduleSlice", "Space", "invisible_steps", "space"]
+__all__ = ["MAX_MERGED", "ScheduleSlice", "Space", "invisible_steps", "space"]
+
+#: The most observations a gap holds with the room of the gaps merged into it.
+MAX_MERGED = 9
 
 
 def invisible_steps(scenario: Scenario) -> list[bool]:
@@ -128,22 +135,33 @@ class Space:
 
 def space(scenario: Scenario, restarts: bool = True, orders: str = "no",
           merge: bool = True) -> Space:
-    """The space of ``scenario``: at most ``max_observations`` per gap, both list orders (with
-    ``orders="no"``; ``"n"``: an engine that lists newest first only) in crowded gaps, none in
-    the last gap (the settle phase observes anyway), and a restart point at every gap when the
-    scenario and the driver allow restarts. ``merge=False`` keeps every gap (the space before
-    merging, for tests)."""
+    """The space of ``scenario``: at most ``max_observations`` per gap (more in a gap that
+    others are merged into), both list orders (with ``orders="no"``; ``"n"``: an engine that
+    lists newest first only) in crowded gaps, none in the last gap (the settle phase observes
+    anyway), and a restart point at every gap when the scenario and the driver allow restarts.
+    ``merge=False`` keeps every gap (the space before merging, for tests)."""
     crowded = crowded_gaps(scenario)
-    hidden = invisible_steps(scenario) if merge else [False] * len(crowded)
     n = len(crowded)
-    merged = tuple(hidden[i] and i > 0 for i in range(n))
     most = scenario.max_observations
+    with_restarts = restarts and scenario.restart == "anywhere"
+    hidden = invisible_steps(scenario) if merge and not with_restarts else [False] * n
+    room = [most] * n
+    merged = [False] * n
+    visible = 0
+    for i in range(1, n):
+        if hidden[i] and i < n - 1 and room[visible] + most <= MAX_MERGED:
+            merged[i] = True
+            room[visible] += most
+        elif hidden[i] and i == n - 1:
+            merged[i] = True  # the last gap holds nothing anyway
+        else:
+            visible = i
     options = tuple(("",) if i == n - 1 or merged[i] else
-                    _options(orders if crowded[i] else "n", most) for i in range(n))
+                    _options(orders if crowded[i] else "n", room[i]) for i in range(n))
     points: list[int | None] = [None]
-    if restarts and scenario.restart == "anywhere":
-        points.extend(i for i in range(n) if not merged[i])
-    return Space(options, tuple(points), tuple(crowded), merged)
+    if with_restarts:
+        points.extend(range(n))
+    return Space(options, tuple(points), tuple(crowded), tuple(merged))
 
 
 class ScheduleSlice(Sequence):
