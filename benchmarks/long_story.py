@@ -10,7 +10,8 @@ item plays them, without pytest), in the order ``--sandbox-schedules=exhaustive`
 above ``--sandbox-max-schedules`` (``exploration/sample.py``: the bounded levels K = 0, 1, ...,
 then PCT-style runs). Prints:
 
-* the space: its size, the merged gaps, the sizes of the levels;
+* the space: its size, the merged gaps (none with restarts; the space without restarts, where
+  the probe's gap is merged), the sizes of the levels;
 * schedules explored per second by the reference driver (for ``--seconds``), and the bound K
   reached in that time (every level up to K played whole);
 * what the default ``--sandbox-max-schedules`` explores of it: K, the PCT runs and their
@@ -30,6 +31,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +127,9 @@ def main() -> int:
           f"restart {sc.restart}")
     print(f"space: {sp.size} schedules ({sp.size:.2e}); merged gaps: {sum(sp.merged)} "
           f"(before merging: {space(sc, merge=False).size:.2e})")
+    never = replace(sc, restart="never")
+    print(f"without restarts: {space(never).size:.2e} schedules, {sum(space(never).merged)} "
+          f"merged gaps (before merging: {space(never, merge=False).size:.2e})")
     levels = [sample.level(w) for w in range(5)]
     print(f"levels K=0..4 (schedules with exactly K interesting events): {levels}")
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
