@@ -1,6 +1,6 @@
 """Benchmark: the bundled catalog under exhaustive schedules, in one process and with -n 2.
 
-    python benchmarks/catalog.py [--driver reference] [--repeat 1]
+    python benchmarks/catalog.py [--driver reference] [--repeat 1] [--catalog scenarios]
 
 Prints the number of scenarios and schedules, what one process pays before it runs anything
 (``--collect-only``, in CPU seconds: start-up and collection, which every xdist worker pays
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+from pathlib import Path
 
 from _pytest_run import time_pytest
 from pytest_sandbox_conformance.plugin.collect import catalog_dir, scenario_files
@@ -23,9 +24,13 @@ from pytest_sandbox_conformance.scenario.loader import load_paths
 from pytest_sandbox_conformance.exploration.schedule import exhaustive_count, pinned
 
 
+#: ``--catalog DIR``: run the scenario files of DIR instead of the bundled catalog.
+CATALOG: list[str] = []
+
+
 def run(driver: str, workers: int) -> float:
-    return time_pytest([f"--sandbox-driver={driver}", "--sandbox-schedules=exhaustive"], workers,
-                       "the catalog")
+    return time_pytest([f"--sandbox-driver={driver}", "--sandbox-schedules=exhaustive",
+                        *CATALOG], workers, "the catalog")
 
 
 def collect(driver: str | None) -> float:
@@ -33,7 +38,7 @@ def collect(driver: str | None) -> float:
     (``--collect-only``; CPU time, which a busy machine disturbs less than wall time); without a
     driver the suite is off: start-up alone."""
     args = ["--collect-only"] + ([f"--sandbox-driver={driver}",
-                                  "--sandbox-schedules=exhaustive"] if driver else [])
+                                  "--sandbox-schedules=exhaustive", *CATALOG] if driver else [])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     time_pytest(args, 0, "collection", expect=(0, 5))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -44,8 +49,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--driver", default="reference")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--catalog", help="a folder of scenario files instead of the bundled "
+                    "catalog (a checkout's scenarios/)")
     args = ap.parse_args()
-    scenarios, errors = load_paths(scenario_files(catalog_dir()))
+    folder = catalog_dir()
+    if args.catalog:
+        folder = Path(args.catalog).resolve()
+        CATALOG[:] = ["--sandbox-no-builtin", f"--sandbox-scenarios={folder}"]
+    scenarios, errors = load_paths(scenario_files(folder))
     if errors:
         raise SystemExit("\n".join(map(str, errors)))
     schedules = sum(exhaustive_count(s) + len(pinned(s)) for s in scenarios)

@@ -2,7 +2,7 @@
 
     python benchmarks/restart_anywhere.py
 
-Plays the bundled catalog's exhaustive schedules in-process (``run.runner.play``: the reference
+Plays the catalog's exhaustive schedules (this checkout's ``scenarios/``) in-process (``run.runner.play``: the reference
 driver on the fake engine, as pytest items play them, without pytest) twice: as the scenarios
 declare ``restart`` (``never`` unless they say ``anywhere``), and with every scenario set to
 ``restart: anywhere``. Prints per run the schedules, the seconds and schedules/s, the ratio of
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from pytest_sandbox_conformance.adapters.reference import factory  # noqa: E402
 from pytest_sandbox_conformance.engines.fake import FakeEngine  # noqa: E402
 from pytest_sandbox_conformance.exploration.space import space  # noqa: E402
-from pytest_sandbox_conformance.plugin.collect import catalog_dir, scenario_files  # noqa: E402
+from pytest_sandbox_conformance.plugin.collect import scenario_files  # noqa: E402
 from pytest_sandbox_conformance.run.failure import ConformanceFailure  # noqa: E402
 from pytest_sandbox_conformance.run.runner import RunConfig, play  # noqa: E402
 from pytest_sandbox_conformance.scenario.loader import load_paths  # noqa: E402
@@ -47,7 +47,7 @@ def sweep(scenarios, cfg: RunConfig) -> tuple[int, float, Counter, dict[str, str
 
 
 def main() -> int:
-    scenarios, errors = load_paths(scenario_files(catalog_dir()))
+    scenarios, errors = load_paths(scenario_files(ROOT / "scenarios"))  # this checkout's
     if errors:
         raise SystemExit("\n".join(map(str, errors)))
     scenarios = [sc for sc in scenarios if "live" not in sc.needs]

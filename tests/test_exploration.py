@@ -23,7 +23,7 @@ from pytest_sandbox_conformance.exploration.schedule import (
     exhaustive_count,
 )
 from pytest_sandbox_conformance.exploration.space import ScheduleSlice, invisible_steps, space
-from pytest_sandbox_conformance.plugin.collect import catalog_dir, scenario_files
+from pytest_sandbox_conformance.plugin.collect import scenario_files
 from pytest_sandbox_conformance.scenario import load_text
 from pytest_sandbox_conformance.scenario.loader import load_paths
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
 PLUGINS = ("-p", "sandbox_conformance", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
-CATALOG, _ = load_paths(scenario_files(catalog_dir()))
+CATALOG, _ = load_paths(scenario_files(ROOT / "scenarios"))  # this checkout's catalog
 SMALL = [sc for sc in CATALOG if exhaustive_count(replace(sc, restart="anywhere")) <= 3000]
 
 #: A 12-step story (NemoClaw's swap with a probe in another namespace, a wait loop, a rollback):
