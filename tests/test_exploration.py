@@ -232,6 +232,17 @@ def test_the_sample_is_bounded_levels_then_pct_runs_deterministically() -> None:
         sample.at(5000)
 
 
+def test_sampled_schedules_stay_in_the_space_where_gaps_are_merged() -> None:
+    [sc] = load_text(LONG, "long.yaml")
+    sp = space(replace(sc, restart="never"))  # gap 0 holds 6 observations, the others 3
+    sample = Sample(sp, sc.id, 3000)
+    allowed = [set(o) for o in sp.options]
+    assert sample.runs > 0
+    for j in range(3000):
+        s = sample.at(j)
+        assert all(g in allowed[i] for i, g in enumerate(s.gaps)), s.id
+
+
 def test_the_guarantee_follows_the_formula() -> None:
     [sc] = load_text(LONG, "long.yaml")
     sample = Sample(space(sc), sc.id, 10000)

@@ -164,13 +164,14 @@ class Sample:
         for g, kind in events:
             if kind == "R":
                 restart = g if restart is None else restart
-            elif len(seen[g]) < self._most:
+            elif len(seen[g]) < self._room[g]:
                 seen[g] += kind
         return self.space.with_restart(seen, restart)
 
     @cached_property
-    def _most(self) -> int:
-        return max((max(len(o) for o in opts) for opts in self.space.options), default=0)
+    def _room(self) -> tuple[int, ...]:
+        """Per gap, the most observations it holds."""
+        return tuple(max(len(o) for o in opts) for opts in self.space.options)
 
     def _past_k(self, sched: Schedule) -> bool:
         return self.k is None or self.space.weight(sched) > self.k
