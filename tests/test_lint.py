@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_sandbox_conformance.cli import lint_paths, main
-from pytest_sandbox_conformance.exploration.schedule import MAX_EXHAUSTIVE, exploration_problem
+from pytest_sandbox_conformance.exploration.schedule import DEFAULT_MAX_SCHEDULES, exhaustive_count
 from pytest_sandbox_conformance.scenario import ScenarioErrors, load_text
 from pytest_sandbox_conformance.scenario.yamlsource import MAX_DEPTH, MAX_NODES
 
@@ -232,39 +232,38 @@ def test_the_catalog_means_what_it_says() -> None:
     assert not errors and len(scenarios) >= 45
 
 
-# -- the exploration bound and the rehearsal ---------------------------------------------------------
+# -- large spaces and the rehearsal ----------------------------------------------------------
 
 LONG = "".join([A] + ["  - stop: A\n  - start: A\n"] * 6)
 
 
-def test_a_story_too_large_to_explore_is_refused_with_the_count_and_what_to_change(
+def test_a_story_too_large_to_explore_whole_is_linted_and_listed_as_sampled(
         tmp_path: Path, capsys) -> None:
     text = scenario(LONG, extra="max_observations: 3\nrestart: anywhere\n")
     [sc] = load_text(text, "f.yaml")
-    problem = exploration_problem(sc)
-    assert problem is not None and f"more than the {MAX_EXHAUSTIVE}" in problem
-    assert "exhaustive exploration would play 234881024 schedules" in problem
-    assert "max_observations: 1 gives 57344; restart: never gives 16777216; both give 4096" \
-        in problem
+    assert exhaustive_count(sc) == 234881024 > DEFAULT_MAX_SCHEDULES
     (tmp_path / "long.yaml").write_text(text)
-    assert main(["lint", str(tmp_path)]) == 1
-    assert "long.yaml:1: max_observations: exhaustive exploration would play" \
-        in capsys.readouterr().out
+    assert main(["lint", str(tmp_path)]) == 0  # a large space is sampled, never refused
+    capsys.readouterr()
     assert main(["list", str(tmp_path)]) == 0
-    assert "exhaustive=234881024 (over 100000: exhaustive mode refuses it)" \
-        in capsys.readouterr().out
+    assert (f"exhaustive=234881024 (over {DEFAULT_MAX_SCHEDULES}: exhaustive mode plays a "
+            "sample)") in capsys.readouterr().out
 
 
-def test_collection_refuses_it_in_exhaustive_mode_only(pytester: pytest.Pytester) -> None:
+def test_collection_samples_it_in_exhaustive_mode(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", **{"scen/long": scenario(
         LONG, extra="max_observations: 3\nrestart: anywhere\n")})
     args = ("-p", "sandbox_conformance", "-p", "no:cacheprovider", "--sandbox-driver=reference",
             "--sandbox-scenarios=scen", "--sandbox-no-builtin", "--collect-only", "-q")
     exhaustive = pytester.runpytest(*args, "--sandbox-schedules=exhaustive")
-    assert exhaustive.ret == pytest.ExitCode.INTERRUPTED
-    exhaustive.stdout.fnmatch_lines(["*--sandbox-schedules=exhaustive: scenario t: exhaustive "
-                                     "exploration would play 234881024 schedules*"])
+    assert exhaustive.ret == 0
+    items = DEFAULT_MAX_SCHEDULES // 200
+    exhaustive.stdout.fnmatch_lines([f"*t[[]exhaustive-sample-1of{items}[]]",
+                                     f"*t[[]exhaustive-sample-{items}of{items}[]]"])
     assert "MemoryError" not in exhaustive.stdout.str()
+    small = pytester.runpytest(*args, "--sandbox-schedules=exhaustive",
+                               "--sandbox-max-schedules=400")
+    small.stdout.fnmatch_lines(["*t[[]exhaustive-sample-2of2[]]"])
     pinned = pytester.runpytest(*args)
     assert pinned.ret == 0
     random = pytester.runpytest(*args, "--sandbox-schedules=random:5")

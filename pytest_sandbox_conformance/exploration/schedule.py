@@ -18,11 +18,10 @@ I/O, no pytest.
 
 from __future__ import annotations
 
-import itertools
 import random
 import re
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterator
 
 from ..scenario.model import Scenario
@@ -34,8 +33,8 @@ __all__ = [
     "ScheduleError",
     "decode",
     "enumerate_exhaustive",
+    "DEFAULT_MAX_SCHEDULES",
     "exhaustive_count",
-    "exploration_problem",
     "pinned",
     "random_sample",
 ]
@@ -159,82 +158,35 @@ def crowded_gaps(scenario: Scenario) -> list[bool]:
     return out
 
 
-def _gap_options(crowded: bool, k: int, last: bool, orders: str) -> list[str]:
-    if last:
-        return [""]  # the settle phase observes after the last step anyway
-    alphabet = orders if crowded else "n"
-    return ["".join(p) for length in range(k + 1) for p in itertools.product(alphabet, repeat=length)]
-
-
-def _space(scenario: Scenario, restarts: bool,
-           orders: str = "no") -> tuple[list[list[str]], list[int | None]]:
-    crowded = crowded_gaps(scenario)
-    n = len(crowded)
-    options = [_gap_options(crowded[i], scenario.max_observations, i == n - 1, orders)
-               for i in range(n)]
-    restart_points: list[int | None] = [None]
-    if restarts and scenario.restart == "anywhere":
-        restart_points.extend(range(n))
-    return options, restart_points
-
-
 def exhaustive_count(scenario: Scenario, restarts: bool = True, orders: str = "no") -> int:
-    options, points = _space(scenario, restarts, orders)
-    total = 1
-    for o in options:
-        total *= len(o)
-    return total * len(points)
+    """How many schedules exhaustive exploration holds, by formula (``space.Space.size``)."""
+    from .space import space
+
+    return space(scenario, restarts, orders).size
 
 
-#: The most schedules one scenario's exhaustive exploration (and ``random:N``'s N) may hold: 500
-#: items of 200 schedules, minutes of run on the fake engine. Above it collection refuses the
-#: scenario in exhaustive mode and ``sandbox-conformance lint`` reports it, with the count.
+#: The most schedules one scenario's exploration may play: ``random:N``'s N and the largest
+#: ``--sandbox-max-schedules``. (Above ``--sandbox-max-schedules``, exhaustive exploration plays
+#: a prioritised sample, ``exploration/sample.py``; nothing is refused.)
 MAX_EXHAUSTIVE = 100_000
-
-
-def exploration_problem(scenario: Scenario, restarts: bool = True,
-                        orders: str = "no") -> str | None:
-    """Why ``scenario`` cannot be explored exhaustively (its count is over
-    :data:`MAX_EXHAUSTIVE`) and what to change, or None. From the count formula alone: nothing
-    is enumerated."""
-    total = exhaustive_count(scenario, restarts, orders)
-    if total <= MAX_EXHAUSTIVE:
-        return None
-    options = []
-    if scenario.max_observations > 1:
-        n = exhaustive_count(replace(scenario, max_observations=1), restarts, orders)
-        options.append(f"max_observations: 1 gives {n}")
-    if restarts and scenario.restart == "anywhere":
-        n = exhaustive_count(replace(scenario, restart="never"), restarts, orders)
-        options.append(f"restart: never gives {n}")
-        if scenario.max_observations > 1:
-            n = exhaustive_count(replace(scenario, restart="never", max_observations=1),
-                                 restarts, orders)
-            options.append(f"both give {n}")
-    options.append("a shorter story multiplies less (each step multiplies the count)")
-    return (f"exhaustive exploration would play {total} schedules, more than the "
-            f"{MAX_EXHAUSTIVE} the suite explores for one scenario ({len(scenario.story)} steps, "
-            f"max_observations: {scenario.max_observations}, restart: {scenario.restart}); "
-            + "; ".join(options))
+#: The default ``--sandbox-max-schedules``: a scenario whose space is larger is sampled. Sized so
+#: that one scenario stays under a minute on the fake engine (docs/performance.md).
+DEFAULT_MAX_SCHEDULES = 6_000
 
 
 def enumerate_exhaustive(scenario: Scenario, restarts: bool = True,
                          orders: str = "no") -> Iterator[Schedule]:
-    """Every schedule, in a fixed order: at most ``max_observations`` per gap, both list orders
-    where a sandbox has two or more containers, and (when the scenario allows restarts and
-    ``restarts`` is true) a restart at every gap. Schedules that differ only in the list order
-    of an observation that cannot see two containers of a sandbox are one schedule. ``orders``
-    is ``"no"`` (both orders) or ``"n"`` (an engine that cannot be told an order lists newest
-    first, as Docker does)."""
-    options, points = _space(scenario, restarts, orders)
-    for point in points:
-        for combo in itertools.product(*options):
-            if point is None:
-                yield Schedule(tuple(combo))
-            else:
-                gaps = list(combo)
-                gaps[point] = "R" + gaps[point]
-                yield Schedule(tuple(gaps))
+    """Every schedule, lazily, in a fixed order (``space.Space.at`` decodes number ``i`` of it):
+    at most ``max_observations`` per gap, both list orders where a sandbox has two or more
+    containers, and (when the scenario allows restarts and ``restarts`` is true) a restart at
+    every gap. Schedules that differ only in the list order of an observation that cannot see
+    two containers of a sandbox are one schedule; so are those that differ only on which side of
+    a step the driver cannot see they fall (a merged gap, ``space.py``). ``orders`` is ``"no"``
+    (both orders) or ``"n"`` (an engine that cannot be told an order lists newest first, as
+    Docker does)."""
+    from .space import space
+
+    return iter(space(scenario, restarts, orders))
 
 
 def random_sample(scenario: Scenario, n: int, seed: int, restarts: bool = True,
@@ -244,15 +196,15 @@ def random_sample(scenario: Scenario, n: int, seed: int, restarts: bool = True,
     total = exhaustive_count(scenario, restarts, orders)
     if total <= n:
         return list(enumerate_exhaustive(scenario, restarts, orders))
+    from .space import space
+
+    sp = space(scenario, restarts, orders)
+    options, points = sp.options, sp.points
     rng = random.Random(seed * 1_000_003 + zlib.crc32(scenario.id.encode()))
-    options, points = _space(scenario, restarts, orders)
     seen: dict[str, Schedule] = {}
     while len(seen) < n:
         gaps = [rng.choice(o) for o in options]
-        point = rng.choice(points)
-        if point is not None:
-            gaps[point] = "R" + gaps[point]
-        s = Schedule(tuple(gaps))
+        s = sp.with_restart(gaps, rng.choice(points))
         seen.setdefault(s.id, s)
     return sorted(seen.values(), key=lambda s: s.id)
 

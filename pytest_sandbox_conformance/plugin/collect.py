@@ -81,7 +81,9 @@ class ScenarioFile(pytest.File):
             raise self.CollectError(f"{self.path}:{sc.line}: --sandbox-schedules="
                                     f"{owner.mode.name}: {exc}") from None
         for planned in planned_items:
-            yield self._item(sc, planned.label, planned.schedules)
+            item = self._item(sc, planned.label, planned.schedules)
+            item.exploration = planned.exploration
+            yield item
 
     def _item(self, sc: Scenario, label: str, schedules: Sequence[Schedule]) -> "ScenarioItem":
         owner = self.session_of_items
@@ -92,10 +94,13 @@ class ScenarioFile(pytest.File):
         # parameters, as it does for the ids it caches (--lf, --sw); a name built by the parent
         # would keep the brackets inside the name and never equal a cached id.
         item = ScenarioItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}",
-                                        scenario=sc, schedules=list(schedules))
+                                        scenario=sc, schedules=schedules)
         owner.decorate(item)
-        if "list-order" not in owner.capabilities and any(
-                s.lists_oldest_first for s in schedules):
+        # An explored slice says whether any of its schedules may ask for oldest first (never
+        # on an engine without list orders: Mode.list_orders); it is not decoded to find out.
+        oldest = getattr(schedules, "may_list_oldest_first", None)
+        if "list-order" not in owner.capabilities and (
+                oldest if oldest is not None else any(s.lists_oldest_first for s in schedules)):
             item.add_marker(pytest.mark.skip(
                 reason=f"schedule {label} lists oldest first, and engine "
                        f"{owner.engine_name} cannot be told a list order (it lists in "
@@ -106,10 +111,13 @@ class ScenarioFile(pytest.File):
 class ScenarioItem(pytest.Item):
     """One scenario under one schedule (or a chunk of schedules)."""
 
-    def __init__(self, *, scenario: Scenario, schedules: list[Schedule], **kwargs) -> None:
+    def __init__(self, *, scenario: Scenario, schedules: Sequence[Schedule], **kwargs) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
+        #: A tuple, or an explored slice decoded as it plays (``exploration/space.py``).
         self.schedules = schedules
+        #: How exhaustive mode explored the scenario (the report's ``exploration``), or None.
+        self.exploration: dict | None = None
         self.owner: Session = self.parent.session_of_items  # type: ignore[attr-defined]
         self.user_properties.extend([
             ("sandbox_scenario", scenario.id),

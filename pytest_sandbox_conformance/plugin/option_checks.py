@@ -14,7 +14,8 @@ Every problem is one ``pytest.UsageError`` naming the option and the value, rais
 * **numbers that switch a limit off**: ``inf``, ``nan``, ``1e308`` seconds (:data:`MAX_SECONDS`);
 * **options that would be ignored**: an engine URL, ``--sandbox-engine-timeout``,
   ``--sandbox-keep`` or ``--sandbox-gpu`` with
-  the fake engine, ``--sandbox-schedules`` beside ``--sandbox-schedule``, ``--sandbox-gate``
+  the fake engine, ``--sandbox-schedules`` beside ``--sandbox-schedule``,
+  ``--sandbox-max-schedules`` without ``--sandbox-schedules=exhaustive``, ``--sandbox-gate``
   without ``--sandbox-driver-cmd``, driver options for the reference driver (which takes none),
   a driver option given twice or both as a flag and as ``--sandbox-driver-option``,
   ``--sandbox-no-builtin`` without ``--sandbox-scenarios``.
@@ -38,8 +39,8 @@ from urllib.parse import urlsplit
 import pytest
 
 __all__ = ["MAX_CONCURRENCY", "MAX_SECONDS", "MAX_SHARDS", "check_command", "check_concurrency",
-           "check_driver_spec", "check_factory", "check_output_path", "check_seconds",
-           "check_shard", "check_socket", "check_state_dir", "check_url"]
+           "check_driver_spec", "check_factory", "check_max_schedules", "check_output_path",
+           "check_seconds", "check_shard", "check_socket", "check_state_dir", "check_url"]
 
 #: The longest poll interval, step timeout or other driver time the suite accepts, in seconds.
 MAX_SECONDS = 600.0
@@ -56,6 +57,15 @@ _DRIVER_SPEC = re.compile(rf"^(?:[A-Za-z0-9_.-]+|{_IDENT}(?:\.{_IDENT})*:{_IDENT
 
 def _fail(flag: str, value: object, why: str) -> pytest.UsageError:
     return pytest.UsageError(f"{flag}={value}: {why}")
+
+
+def check_max_schedules(value: str, most: int) -> int:
+    """``--sandbox-max-schedules``: a whole number, 1 to ``most``."""
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise _fail("--sandbox-max-schedules", value, f"give a whole number of schedules, 1 to "
+                    f"{most} (above it, exhaustive mode plays a sample of that many)")
+    return int(text)
 
 
 def check_driver_spec(value: str) -> None:

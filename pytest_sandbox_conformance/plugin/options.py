@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..exploration.schedule import MAX_EXHAUSTIVE
+from ..exploration.schedule import DEFAULT_MAX_SCHEDULES, MAX_EXHAUSTIVE
 from . import option_checks as checks
 
 __all__ = ["DRIVER_OPTION_FLAGS", "OPTIONS", "Option", "Settings", "add_options", "resolve"]
@@ -63,6 +63,9 @@ OPTIONS = (
     Option("schedules", "which schedules to explore: pinned (default), exhaustive, "
            "random:N[:SEED], or generate:N[:SEED] (N generated stories besides the pinned "
            "schedules)", "pinned", metavar="MODE"),
+    Option("max_schedules", "exhaustive mode: a scenario with more schedules than this plays a "
+           f"prioritised sample of this many instead (default {DEFAULT_MAX_SCHEDULES}, at most "
+           f"{MAX_EXHAUSTIVE}; docs/scenarios.md)", str(DEFAULT_MAX_SCHEDULES), metavar="N"),
     Option("schedule", "replay exactly one schedule, SCENARIO@SCHEDULE_ID as a failure prints it",
            metavar="SCENARIO@ID"),
     Option("report", "write the JSON conformance report to PATH (docs/reports.md)",
@@ -174,6 +177,8 @@ class Settings:
     concurrency: int | None = None
     #: (K, N): this session runs part K of N of the items (--sandbox-shard).
     shard: tuple[int, int] | None = None
+    #: Above this many schedules, exhaustive mode plays a sample (--sandbox-max-schedules).
+    max_schedules: int = DEFAULT_MAX_SCHEDULES
 
     @property
     def engine_call_timeout(self) -> float:
@@ -211,6 +216,11 @@ class Settings:
                 draws = "schedules" if mode == "random" else "stories"
                 raise pytest.UsageError(f"--sandbox-schedules={mode_text}: N must be 1 to "
                                         f"{MAX_EXHAUSTIVE} ({mode}:N draws N {draws})")
+        max_schedules = checks.check_max_schedules(get["max_schedules"], MAX_EXHAUSTIVE)
+        if given["max_schedules"] is not None and mode != "exhaustive":
+            raise pytest.UsageError(f"--sandbox-max-schedules={given['max_schedules']} applies "
+                                    "to --sandbox-schedules=exhaustive; with "
+                                    f"{mode_text} it would be ignored")
         replay = None
         if get["schedule"]:
             scenario, sep, sched = get["schedule"].partition("@")
@@ -334,7 +344,8 @@ class Settings:
             report=outputs["report"], html=outputs["html"], claim=outputs["claim"],
             implementation=_implementation(get["implementation"]), image=get["image"],
             driver_options=options, state_dir=state_dir, flag_options=flag_options,
-            engine_timeout=engine_timeout, concurrency=concurrency, shard=shard)
+            engine_timeout=engine_timeout, concurrency=concurrency, shard=shard,
+            max_schedules=max_schedules)
 
 
 #: The keys of --sandbox-implementation (the Gateway API's Implementation).

@@ -64,6 +64,8 @@ class Results:
                 "item": item.nodeid, "scenario": sc.id, "title": sc.title,
                 "profile": sc.profile, "requirements": list(sc.requirements),
                 "label": _label(item.name), "schedules": len(item.schedules)}
+            if getattr(item, "exploration", None):
+                self.plan[item.nodeid]["exploration"] = item.exploration
 
     def not_collected(self, parent: str, scenario, reason: str) -> None:
         """A scenario of the plan that collection left out (a replay of another one): one item
@@ -249,6 +251,15 @@ class Results:
                 tr.write_line(line)
         for line in summary_lines(report):
             tr.write_line(line)
+        for sid, sc in sorted(report["scenarios"].items()):
+            ex = sc.get("exploration")
+            if ex and ex["mode"] == "sample":  # never mistaken for the whole space
+                tr.write_line(
+                    f"sampled: {sid}: {ex['explored']} of {ex['space']} schedules (more than "
+                    f"--sandbox-max-schedules={ex['bound']}): "
+                    + (f"every schedule of at most K={ex['k']} interesting events, then "
+                       if ex["k"] is not None else "")
+                    + f"{ex['pct']['runs']} PCT-style runs (docs/scenarios.md, Above the bound)")
         s = self.suite.settings
         for path, what in ((s.report, "report"), (s.html, "html"), (s.claim, "claim")):
             if path is not None:

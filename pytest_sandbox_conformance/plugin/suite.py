@@ -85,7 +85,8 @@ class Suite:
         self.engine_name = settings.engine
         self.mode = Mode(settings.mode, settings.random_n, settings.random_seed,
                          restarts="restart" in self.capabilities,
-                         list_orders="list-order" in self.capabilities)
+                         list_orders="list-order" in self.capabilities,
+                         max_schedules=settings.max_schedules)
         self.settings_summary = {"sandbox_driver": settings.driver,
                                  "sandbox_engine": settings.engine}
         self.concurrency = self._concurrency()
@@ -426,6 +427,8 @@ class Suite:
                 f"{s.engine}, schedules {s.mode}"
                 + (f" {s.random_n} seed {s.random_seed}" if s.mode in ("random", "generate")
                    else "")
+                + (f" (a sample of {s.max_schedules} above {s.max_schedules} schedules)"
+                   if s.mode == "exhaustive" else "")
                 + (f", {self.concurrency} at once" if self.concurrency > 1 else "")]
         if self.timing == "approximate":
             lines.append("sandbox conformance: TIMING APPROXIMATE: the driver polls on its own "

@@ -3,10 +3,11 @@ other output (HTML, the Gateway-API-shaped claim) is drawn from.
 
 Per planned item its outcome (:data:`~.verdict.OUTCOMES`), per failed item the failure itself
 (the one-line message, the broken requirements, the schedule, the replay command, the timeline's
-moments, the driver's last snapshots), per scenario, per requirement and per profile a result,
-and the verdict over the whole core profile (:func:`~.verdict.verdict`). Its shape is
-``docs/report.schema.json`` (``format`` :data:`FORMAT`). Written once, by the controller (never
-by an xdist worker), atomically. No pytest.
+moments, the driver's last snapshots), per scenario (in exhaustive mode with how its schedule
+space was explored: whole, or a sample above ``--sandbox-max-schedules``), per requirement and
+per profile a result, and the verdict over the whole core profile (:func:`~.verdict.verdict`).
+Its shape is ``docs/report.schema.json`` (``format`` :data:`FORMAT`). Written once, by the
+controller (never by an xdist worker), atomically. No pytest.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ def assemble(facts: Mapping[str, Any], items: Sequence[Mapping[str, Any]], *,
             "title": i.get("title", ""), "profile": i["profile"],
             "requirements": list(i["requirements"]), "items": {}})
         s["items"][i["item"]] = _item_entry(i, timing)
+        if i.get("exploration"):  # exhaustive mode: how the scenario's space was explored
+            s["exploration"] = i["exploration"]
     for s in scenarios.values():
         s["outcome"] = merge(e["outcome"] for e in s["items"].values())
         s["schedules"] = sum(e["schedules"] for e in s["items"].values()

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..exploration.schedule import Schedule, exploration_problem, pinned, random_sample
+from ..exploration.schedule import Schedule, pinned, random_sample
 from ..scenario.errors import ScenarioError
 from ..scenario.model import Scenario
 from .checks import Failure
@@ -65,9 +65,8 @@ def rehearse(sc: Scenario) -> list[ScenarioError]:
     cfg = RunConfig(driver=factory, engine=FakeEngine, state_root=Path(root))
     errors: list[ScenarioError] = []
     schedules = pinned(sc)
-    if exploration_problem(sc) is None:
-        quiet = Schedule(tuple("" for _ in sc.story))  # no poll inside the story at all
-        schedules += [quiet] + [s for s in random_sample(sc, SAMPLE, 0) if s != quiet]
+    quiet = Schedule(tuple("" for _ in sc.story))  # no poll inside the story at all
+    schedules += [quiet] + [s for s in random_sample(sc, SAMPLE, 0) if s != quiet]
     try:
         for sched in schedules:
             try:

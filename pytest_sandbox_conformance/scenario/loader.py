@@ -8,6 +8,7 @@ file; no pytest.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -43,7 +44,31 @@ def load_file(path: str | Path) -> list[Scenario]:
         raise fail(data.count(b"\n", 0, exc.start) + 1,
                    f"cannot read the file: it is not UTF-8 (byte {data[exc.start]:#04x} at "
                    f"offset {exc.start}: {exc.reason})") from None
-    return load_text(text, str(path))
+    return _parsed(text, str(path))
+
+
+#: Parsed files: ``(path, digest of the text) -> scenarios or the errors``. Each file is parsed
+#: once per process (an xdist worker, in-process pytester runs) and again only when its text
+#: changes (keyed by content, not mtime: a file rewritten within the clock's tick is seen).
+#: Scenarios are frozen, so sharing them is safe.
+_PARSED: dict[tuple[str, bytes], list[Scenario] | ScenarioErrors] = {}
+
+
+def _parsed(text: str, source: str) -> list[Scenario]:
+    key = (source, hashlib.blake2b(text.encode("utf-8", "surrogatepass"),
+                                   digest_size=16).digest())
+    found = _PARSED.get(key)
+    if found is None:
+        try:
+            found = load_text(text, source)
+        except ScenarioErrors as exc:
+            found = exc
+        if len(_PARSED) > 1024:
+            _PARSED.clear()
+        _PARSED[key] = found
+    if isinstance(found, ScenarioErrors):
+        raise ScenarioErrors(list(found.errors))
+    return list(found)
 
 
 def load_text(text: str, source: str, story: bool = True) -> list[Scenario]:
