@@ -328,6 +328,6 @@ def test_every_failure_the_runner_records_is_a_known_check():
 
     names = set(REGISTRY) | set(RUNNER_CHECKS) | {"gateway-invariants", "state-folder-owner-only"}
     pkg = ROOT / "pytest_sandbox_conformance" / "run"
-    used = {m for p in ("runner.py", "checks.py")
+    used = {m for p in ("runner.py", "steps.py", "observing.py", "checks.py")
             for m in re.findall(r'Failure\("([a-z-]+)"', (pkg / p).read_text())}
     assert used <= names, used - names
