@@ -162,10 +162,11 @@ class _Run:
         self.oracle: Oracle | None = None
         #: Every failure seen so far, once each, in the order first seen.
         self.findings: dict[Failure, Failure] = {}
+        #: What the play sees (the engine, the driver's observations), and its story's steps.
         self.observer = Observer(self)
         self.steps = Steps(self)
 
-    # -- helpers --------------------------------------------------------------------------------
+    # -- checks and findings --------------------------------------------------------------------
 
     def view(self, **kw) -> View:
         return View(self.sc, self.expect, self.gateway, self.bindings, self.sandbox_ids,
@@ -284,8 +285,6 @@ class _Run:
         if self.findings:
             raise self.failure()
         return RunResult(self.sc, self.schedule, self.observations, self.tl)
-
-    # -- steps ----------------------------------------------------------------------------------
 
     # -- the engine gone ------------------------------------------------------------------------
 
