@@ -5,7 +5,9 @@ scenario files, the report header, the conformance report) when the suite is on.
 *off* unless ``--sandbox-driver`` (or ini ``sandbox_driver``) or ``--sandbox-schedule`` is given,
 so installing the package never changes another project's test run.
 
-``options.py`` holds every option, ``collect.py`` the pytest items, ``suite.py`` the session.
+``options.py`` holds every option, ``collect.py`` the pytest items, ``suite.py`` the session
+(``driver_setup.py`` and ``engine_setup.py`` open its driver and engine, ``header.py`` writes
+its header lines).
 """
 
 from __future__ import annotations

@@ -161,3 +161,22 @@ def catalog_dir() -> Path:
 
 def scenario_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def scenario_paths(builtin: bool, scenario_dirs: Sequence[Path],
+                   rootpath: Path) -> list[tuple[Path, str]]:
+    """(file, node id) of every scenario file: the catalog (``builtin``), then each folder of
+    --sandbox-scenarios (node ids relative to ``rootpath`` where they can be)."""
+    found: list[tuple[Path, str]] = []
+    if builtin:
+        base = catalog_dir()
+        found += [(p, "sandbox-catalog/" + p.relative_to(base).as_posix())
+                  for p in scenario_files(base)]
+    for d in scenario_dirs:
+        for p in scenario_files(d):
+            try:
+                nodeid = p.relative_to(rootpath).as_posix()
+            except ValueError:
+                nodeid = f"sandbox-scenarios/{d.name}/{p.relative_to(d).as_posix()}"
+            found.append((p, nodeid))
+    return found

@@ -3,61 +3,48 @@ when the suite is on. It checks the driver's adapter (``adapters/validate.py``),
 collects the scenario files, runs items through the runner (each item plays in its setup phase,
 so an engine outage or a refused story step is an *error* of the item, and is judged in its call
 phase: see ``items.py``), stops the session once the engine has not answered for
-``--sandbox-engine-timeout`` (``outage.py``) and writes the reports."""
+``--sandbox-engine-timeout`` (``outage.py``) and writes the reports. Opening the driver is
+``driver_setup.py``'s, opening the engine ``engine_setup.py``'s, the header lines
+``header.py``'s."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from ..exploration.plan import Mode
 from ..scenario.schema import CAPABILITIES
+from .driver_setup import (AUTO_CONCURRENCY, DEFAULT_STEP_TIMEOUT, concurrency, concurrency_kind,
+                           driver_options, is_worker, load_driver, probe_driver, step_timeout)
+from .engine_setup import ENGINE_CAPABILITIES, engine_pool, start_live, state_base
+from .header import live_header, report_header
 from .items import play_item, progress_for, run_item
 from .leftovers import StateFolders, finish_live
-from .option_checks import check_factory
 from .options import Settings
 from .outage import EngineWatch
 from .replay import replay_command
 from .results import Results
 
-__all__ = ["Suite"]
-
-#: The watchdog's deadline for one call of an in-process adapter without --sandbox-step-timeout.
-DEFAULT_STEP_TIMEOUT = 30.0
-
-#: ``--sandbox-concurrency=auto``: schedules of one item played at once, by what the plays wait on
-#: (measured: docs/performance.md, *Concurrent schedules*). The fake engine and in-process
-#: drivers are CPU bound (the GIL: threads would only add switching); a driver process per play
-#: (openshell-grpc with --sandbox-driver-cmd) mostly waits for its polls.
-AUTO_CONCURRENCY = {"fake": 1, "in-process": 1, "driver-process": 16}
-
-#: What each engine offers scenarios.
-ENGINE_CAPABILITIES = {
-    "fake": frozenset({"list-order", "engine-faults", "states", "gpu-gpus", "gpu-cdi",
-                       "gpu-runtime"}),
-}
+# Names that other modules import from here (the engine's capabilities: tests/test_stories.py,
+# benchmarks/generated.py), kept where they were before the driver and engine setup moved out.
+__all__ = ["AUTO_CONCURRENCY", "DEFAULT_STEP_TIMEOUT", "ENGINE_CAPABILITIES", "Suite"]
 
 
 class Suite:
     """The conformance suite of one pytest session."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
-        from ..adapters.base import AdapterLoadError, load_factory
-
         self.config = config
         self.settings = settings
-        try:
-            self.factory = load_factory(settings.driver)
-        except AdapterLoadError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        except Exception as exc:  # the module's own import failed (a SyntaxError, ...)
-            raise pytest.UsageError(f"--sandbox-driver={settings.driver}: importing it failed: "
-                                    f"{type(exc).__name__}: {exc}") from None
-        check_factory(self.factory, settings.driver)
-        self.driver_caps, self.driver_label = self._probe()
+        self.factory = load_driver(settings)
+        found = probe_driver(config, settings, self.factory)
+        self.driver_caps, self.driver_label = found.capabilities, found.name
+        #: exact, or approximate (wall-clock observations of an out-of-process driver)
+        self.timing = found.timing
+        #: The one namespace of a driver that is already running, if the factory says so.
+        self.fixed_namespace: str | None = found.namespace
         self.results = Results(self)
         config.pluginmanager.register(self.results, "sandbox-conformance-results")
         if settings.shard is not None:
@@ -67,6 +54,8 @@ class Suite:
                                           "sandbox-conformance-shard")
         self.live = None
         self.engine = None
+        #: What the sweep of dead sessions removed (a live session's controller only).
+        self.swept = None
         self.gpu_styles: dict[str, str] = {}
         #: SANDBOX_CONFORMANCE_GPU_EMULATED=1: the engine's GPU requests reach no real GPU (CI's
         #: emulated engine); GPU items and the report say so.
@@ -74,10 +63,13 @@ class Suite:
         if settings.engine == "fake":
             self.engine_caps = ENGINE_CAPABILITIES["fake"]
         else:
-            self.engine_caps = self._start_live()
+            started = start_live(config, settings, self.gpu_emulated)
+            self.engine, self.live, self.swept = started.engine, started.live, started.swept
+            self.gpu_styles, self.gpu_emulated = started.gpu_styles, started.gpu_emulated
+            self.engine_caps = started.capabilities
         self.capabilities = self.driver_caps | self.engine_caps
         self.watch = EngineWatch(self.engine, settings.engine_timeout)
-        self.state_folders = StateFolders(self.state_base())
+        self.state_folders = StateFolders(state_base(settings))
         #: What the end of a live session has to say (containers kept or left).
         self.leftover_message: str | None = None
         # What collection needs of the session (plugin/collect.py's Session).
@@ -89,138 +81,26 @@ class Suite:
                          max_schedules=settings.max_schedules)
         self.settings_summary = {"sandbox_driver": settings.driver,
                                  "sandbox_engine": settings.engine}
-        self.concurrency = self._concurrency()
+        self.concurrency = concurrency(settings, self.fixed_namespace)
         #: Clients of the real engine for concurrent plays (one each), made on first use.
         self.engines = None
         if self.concurrency > 1 and self.engine is not None:
-            from ..run.concurrent import EnginePool
-
-            url = getattr(self.engine, "base_url", None)
-            self.engines = EnginePool(self._open_engine, first=self.engine,
-                                      where=settings.engine + (f" at {url}" if url else ""))
+            self.engines = engine_pool(settings, self.engine)
 
     # -- driver and engine -----------------------------------------------------------------------
-
-    def _probe(self) -> tuple[frozenset[str], str]:
-        """The driver's capabilities and name, once its adapter is checked: from the factory's
-        ``probe(options, engine)``, its ``capabilities`` attribute, or a throwaway instance on
-        the fake engine (``adapters/validate.py``); every problem is one line of a usage
-        error."""
-        from ..adapters.base import AdapterLoadError
-        from ..adapters.validate import validate_driver
-
-        s = self.settings
-        try:
-            found = validate_driver(self.factory, s.driver, dict(s.driver_options), s.engine,
-                                    s.image, self.step_timeout)
-        except AdapterLoadError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        #: exact, or approximate (wall-clock observations of an out-of-process driver)
-        self.timing = found.timing
-        #: The one namespace of a driver that is already running, if the factory says so.
-        self.fixed_namespace: str | None = found.namespace
-        if found.namespace and (getattr(self.config.option, "numprocesses", None)
-                                or self._is_worker()):
-            raise pytest.UsageError(
-                f"--sandbox-driver={s.driver}: a running driver works in one namespace "
-                f"({found.namespace}), so scenarios must run one at a time: drop -n")
-        return found.capabilities, found.name
 
     @property
     def step_timeout(self) -> float:
         """The watchdog's deadline for one adapter call (``--sandbox-step-timeout``)."""
-        value = self.settings.driver_options.get("step_timeout")
-        try:
-            return float(value) if value else DEFAULT_STEP_TIMEOUT
-        except ValueError:
-            return DEFAULT_STEP_TIMEOUT
-
-    def _concurrency(self) -> int:
-        """``--sandbox-concurrency``, or what ``auto`` means for this engine and driver."""
-        s = self.settings
-        if self.fixed_namespace and (s.concurrency or 1) > 1:
-            raise pytest.UsageError(
-                f"--sandbox-concurrency={s.concurrency}: a running driver works in one namespace "
-                f"({self.fixed_namespace}), so its schedules must play one at a time: drop it")
-        if s.concurrency is not None:
-            return s.concurrency
-        if self.fixed_namespace:
-            return 1
-        return AUTO_CONCURRENCY[self.concurrency_kind]
+        return step_timeout(self.settings)
 
     @property
     def concurrency_kind(self) -> str:
         """``fake``, ``in-process`` (a driver object on a real engine) or ``driver-process``."""
-        if self.settings.engine == "fake":
-            return "fake"
-        return "driver-process" if "cmd" in self.settings.driver_options else "in-process"
-
-    def _open_engine(self):
-        """Another client of the session's real engine (for a concurrent play)."""
-        from ..live import open_engine
-
-        s = self.settings
-        return open_engine(s.engine, s.engine_url, timeout=s.engine_call_timeout)
+        return concurrency_kind(self.settings)
 
     def _is_worker(self) -> bool:
-        return hasattr(self.config, "workerinput")
-
-    def _start_live(self) -> frozenset[str]:
-        """Open the real engine, make sure the image is there, claim a session, sweep leftovers
-        of dead sessions, and find out which GPU request styles the engine honours."""
-        from reference_driver.naming import LabelKeys
-
-        from ..engines.base import EngineError
-        from ..live import LiveSession, open_engine
-
-        s = self.settings
-        try:
-            from ..engines.image import ensure_image
-
-            self.engine = open_engine(s.engine, s.engine_url, timeout=s.engine_call_timeout)
-            ensure_image(self.engine, s.image)
-        except (EngineError, ImportError) as exc:
-            if self.engine is not None:
-                self.engine.close()
-            raise pytest.UsageError(f"--sandbox-engine={s.engine}: {exc}") from None
-        if self._is_worker():
-            session = self.config.workerinput["testrunuid"]  # type: ignore[attr-defined]
-        else:
-            session = getattr(self.config.option, "testrunuid", None)
-            if session is None and self.config.pluginmanager.hasplugin("xdist"):
-                import uuid
-
-                session = uuid.uuid4().hex
-                self.config.option.testrunuid = session  # shared with xdist's workers
-        self.live = LiveSession(self.engine, LabelKeys().namespace, session)
-        self.swept = None
-        if not self._is_worker():
-            self.live.acquire()
-        try:
-            if not self._is_worker():
-                self.swept = self.live.sweep()
-            return self._engine_capabilities()
-        except BaseException:
-            self.live.release()
-            self.engine.close()
-            raise
-
-    def _engine_capabilities(self) -> frozenset[str]:
-        from ..live.gpu import probe_gpu_styles
-
-        s = self.settings
-        caps = {"live"}
-        if s.gpu != "off":
-            styles = probe_gpu_styles(self.engine, s.image, self.live.labels())
-            self.gpu_styles = {g.capability: str(g) for g in styles}
-            self.gpu_emulated = self.gpu_emulated or any(not g.real for g in styles)
-            caps |= set(self.gpu_styles)
-            if s.gpu == "required" and not self.gpu_styles:
-                raise pytest.UsageError(
-                    f"--sandbox-gpu=required: engine {s.engine} at "
-                    f"{getattr(self.engine, 'base_url', '?')} puts no GPU request style in "
-                    "effect (--gpus, CDI, nvidia runtime); see docs/ci.md")
-        return frozenset(caps)
+        return is_worker(self.config)
 
     def make_engine(self):
         if self.engine is not None:
@@ -244,34 +124,16 @@ class Suite:
                          driver_options=self.driver_options())
 
     def driver_options(self) -> dict[str, str]:
-        """The factory's options; with driver processes played at once and no
-        --sandbox-step-timeout, a step timeout that allows for the shared engine
-        (``run/concurrent.py``'s :func:`step_timeout_at_once`)."""
-        options = dict(self.settings.driver_options)
-        if self.concurrency > 1 and "cmd" in options and "step_timeout" not in options:
-            from ..run.concurrent import step_timeout_at_once
-
-            poll = float(options.get("poll_interval", 2.0))
-            options["step_timeout"] = f"{step_timeout_at_once(poll, self.concurrency):g}"
-        return options
+        """The factory's options (``driver_setup.driver_options``)."""
+        return driver_options(self.settings, self.concurrency)
 
     def state_root(self) -> Path | None:
         """Where each run's state folder goes: this process's session state folder
-        (``leftovers.StateFolders``) under the state base."""
+        (``leftovers.StateFolders``) under the state base (``engine_setup.state_base``)."""
         return self.state_folders.path()
 
     def state_base(self) -> Path:
-        """--sandbox-state-dir, else a memory-backed folder (/dev/shm) when there is one, else
-        the system's temporary folder. Journals fsync on every change; on a memory-backed folder
-        that costs nothing, and no check depends on real disk durability (crashes are injected,
-        not suffered)."""
-        if self.settings.state_dir is not None:
-            self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-            return self.settings.state_dir
-        shm = Path("/dev/shm")
-        if shm.is_dir() and os.access(shm, os.W_OK):
-            return shm
-        return Path(tempfile.gettempdir())
+        return state_base(self.settings)
 
     def replay_command(self, scenario, schedule) -> str:
         return replay_command(self.settings, scenario, schedule)
@@ -280,22 +142,10 @@ class Suite:
 
     def scenario_paths(self) -> list[tuple[Path, str]]:
         """(file, node id) of every scenario file: the catalog, then --sandbox-scenarios."""
-        from .collect import catalog_dir, scenario_files
+        from .collect import scenario_paths
 
-        found: list[tuple[Path, str]] = []
-        if self.settings.builtin:
-            base = catalog_dir()
-            found += [(p, "sandbox-catalog/" + p.relative_to(base).as_posix())
-                      for p in scenario_files(base)]
-        root = self.config.rootpath
-        for d in self.settings.scenario_dirs:
-            for p in scenario_files(d):
-                try:
-                    nodeid = p.relative_to(root).as_posix()
-                except ValueError:
-                    nodeid = f"sandbox-scenarios/{d.name}/{p.relative_to(d).as_posix()}"
-                found.append((p, nodeid))
-        return found
+        return scenario_paths(self.settings.builtin, self.settings.scenario_dirs,
+                              self.config.rootpath)
 
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
         """A replay (``--sandbox-schedule``) collects nothing but its scenario item: no test
@@ -421,40 +271,10 @@ class Suite:
         self.results.not_collected(parent, scenario, reason)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        s = self.settings
-        lines = [f"sandbox conformance: driver {self.driver_label} "
-                f"(capabilities: {', '.join(sorted(self.driver_caps)) or 'none'}), engine "
-                f"{s.engine}, schedules {s.mode}"
-                + (f" {s.random_n} seed {s.random_seed}" if s.mode in ("random", "generate")
-                   else "")
-                + (f" (a sample of {s.max_schedules} above {s.max_schedules} schedules)"
-                   if s.mode == "exhaustive" else "")
-                + (f", {self.concurrency} at once" if self.concurrency > 1 else "")]
-        if self.timing == "approximate":
-            lines.append("sandbox conformance: TIMING APPROXIMATE: the driver polls on its own "
-                         "clock and the suite waits for it (no observation gate); schedules are "
-                         "not exact and results are marked timing-approximate")
-        if self.state_folders.swept:
-            lines[0] += (f"; swept {len(self.state_folders.swept)} state folder(s) of dead "
-                         "processes")
-        if self.live is not None:
-            lines.append(self.live_header())
-        return lines
+        return report_header(self)
 
     def live_header(self) -> str:
-        s = self.settings
-        gpu = "; ".join(self.gpu_styles[k] for k in sorted(self.gpu_styles)) or "none"
-        if self.gpu_emulated and self.gpu_styles:
-            gpu += " -- EMULATED: no real GPU, GPU items are labelled gpu-emulated"
-        swept = ""
-        if self.swept is not None:
-            swept = (f"; swept {len(self.swept.removed)} leftover container(s) of dead sessions"
-                     + (f" ({', '.join(self.swept.sessions)}; {self.swept.locks} lock file(s))"
-                        if self.swept.sessions else "")
-                     + (f", left {self.swept.foreign} of other live sessions alone"
-                        if self.swept.foreign else ""))
-        return (f"live engine {s.engine} at {getattr(self.engine, 'base_url', '?')}, image "
-                f"{s.image}, session {self.live.session}; GPU request styles: {gpu}{swept}")
+        return live_header(self)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
