@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import re
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, TypeVar
 
 from .spec import (
     DOCKER_DEFAULT_CAPABILITIES,
@@ -61,6 +61,7 @@ __all__ = [
     "LabelFilter",
     "SHORT_ID",
     "ids_match",
+    "cause_in",
     "unavailable_in",
     "valid_container_name",
 ]
@@ -139,16 +140,25 @@ class EngineUnavailable(EngineError):
         self.since = since
 
 
-def unavailable_in(exc: BaseException | None) -> "EngineUnavailable | None":
-    """The :class:`EngineUnavailable` that ``exc`` is or was caused by (its ``__cause__`` and
-    ``__context__`` chain), or None: a driver's own error raised because the engine was gone."""
+_E = TypeVar("_E", bound=BaseException)
+
+
+def cause_in(exc: BaseException | None, kind: type[_E]) -> _E | None:
+    """The exception of type ``kind`` that ``exc`` is or was caused by (its ``__cause__`` and
+    ``__context__`` chain), or None."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, EngineUnavailable):
+        if isinstance(exc, kind):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def unavailable_in(exc: BaseException | None) -> "EngineUnavailable | None":
+    """The :class:`EngineUnavailable` that ``exc`` is or was caused by, or None: a driver's own
+    error raised because the engine was gone."""
+    return cause_in(exc, EngineUnavailable)
 
 
 #: A label filter: ``{"key": "value"}`` matches that exact value, ``{"key": None}`` matches the

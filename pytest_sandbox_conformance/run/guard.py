@@ -42,7 +42,7 @@ from ..adapters.validate import (
 from ..adapters import watchdog
 from ..adapters.watchdog import AdapterThread, CallTimeout
 from ..api import Event, SandboxSpec, Snapshot
-from ..engines.base import EngineError
+from ..engines.base import EngineError, cause_in
 from .failure import ENVIRONMENT_KINDS
 
 __all__ = ["AdapterFault", "GuardedAdapter"]
@@ -55,17 +55,6 @@ class AdapterFault(DriverUnavailable):
     def __init__(self, message: str, check: str = "driver") -> None:
         super().__init__(message)
         self.check = check
-
-
-def _caused_by_engine(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        if isinstance(e, EngineError):
-            return True
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return False
 
 
 class GuardedAdapter:
@@ -124,7 +113,7 @@ class GuardedAdapter:
         except Exception as exc:
             if getattr(exc, "kind", None) in ENVIRONMENT_KINDS:
                 raise  # the environment's error, not the driver's
-            if _caused_by_engine(exc):
+            if cause_in(exc, EngineError) is not None:
                 raise  # the runner tells an outage or a refusal from the driver's own failure
             raise AdapterFault(f"{what} raised {raised(exc)}", "driver") from exc
 

@@ -44,7 +44,7 @@ from typing import Callable, Sequence
 from ..adapters.base import DriverContext, DriverFactory, DriverUnavailable
 from ..adapters.watchdog import Cancelled
 from ..api import Snapshot
-from ..engines.base import Engine, EngineError, EngineUnavailable, unavailable_in
+from ..engines.base import Engine, EngineError, EngineUnavailable, cause_in, unavailable_in
 from ..exploration.schedule import Schedule
 from ..scenario.model import Expect, Scenario
 from .checks import Failure, View, checks_for
@@ -308,16 +308,7 @@ class _Run:
     def refusal_in(self, exc: BaseException) -> EngineError | None:
         """The engine's refusal that ``exc`` is or was caused by, during a story step (a driver's
         create or delete the engine refused raises the driver's own error): None otherwise."""
-        if self.tl._step is None:
-            return None
-        seen: set[int] = set()
-        e: BaseException | None = exc
-        while e is not None and id(e) not in seen:
-            if isinstance(e, EngineError):
-                return e
-            seen.add(id(e))
-            e = e.__cause__ or e.__context__
-        return None
+        return cause_in(exc, EngineError) if self.tl._step is not None else None
 
     def engine_outage(self, error: EngineUnavailable) -> EngineOutage:
         tl, where = self.tl, f"scenario {self.sc.id} [{self.schedule.label}]"
