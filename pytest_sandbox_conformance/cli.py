@@ -135,22 +135,16 @@ MERGE_STATUS = {"conformant": 0, "not conformant": 1, "incomplete": 2}
 
 def _merge_reports(paths: Sequence[str], output: str, html: str | None, claim: str | None,
                    implementation: Sequence[str]) -> int:
+    from .reports.claim import IMPLEMENTATION_KEYS, parse_implementation
     from .reports.json_report import write_report
     from .reports.merge import MergeError, load_report, merge_reports
 
-    impl: dict = {"contact": []}
-    for item in implementation:
-        key, sep, value = item.partition("=")
-        if not sep or not value or key not in ("organization", "project", "url", "version",
-                                                 "contact"):
-            print(f"sandbox-conformance merge-reports: --implementation={item}: use KEY=VALUE "
-                  "with KEY one of organization, project, url, version, contact",
-                  file=sys.stderr)
-            return 3
-        if key == "contact":
-            impl["contact"].append(value)
-        else:
-            impl[key] = value
+    try:
+        impl = parse_implementation(list(implementation))
+    except ValueError as exc:
+        print(f"sandbox-conformance merge-reports: --implementation={exc}: use KEY=VALUE "
+              f"with KEY one of {', '.join(IMPLEMENTATION_KEYS)}", file=sys.stderr)
+        return 3
     try:
         report = merge_reports([(p, load_report(p)) for p in paths])
     except MergeError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ..exploration.schedule import DEFAULT_MAX_SCHEDULES, MAX_EXHAUSTIVE
+from ..reports.claim import IMPLEMENTATION_KEYS, parse_implementation
 from . import option_checks as checks
 
 __all__ = ["DRIVER_OPTION_FLAGS", "OPTIONS", "Option", "Settings", "add_options", "resolve"]
@@ -348,20 +349,10 @@ class Settings:
             max_schedules=max_schedules)
 
 
-#: The keys of --sandbox-implementation (the Gateway API's Implementation).
-IMPLEMENTATION_KEYS = ("organization", "project", "url", "version", "contact")
-
-
 def _implementation(values: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"contact": []}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or key not in IMPLEMENTATION_KEYS or not value:
-            raise pytest.UsageError(
-                f"--sandbox-implementation={item}: use KEY=VALUE with KEY one of "
-                f"{', '.join(IMPLEMENTATION_KEYS)} and a value")
-        if key == "contact":
-            out["contact"].append(value)
-        else:
-            out[key] = value
-    return out
+    try:
+        return parse_implementation(values)
+    except ValueError as exc:
+        raise pytest.UsageError(
+            f"--sandbox-implementation={exc}: use KEY=VALUE with KEY one of "
+            f"{', '.join(IMPLEMENTATION_KEYS)} and a value") from None

@@ -16,7 +16,27 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["API_VERSION", "PROFILE", "build_claim", "render_claim"]
+__all__ = ["API_VERSION", "IMPLEMENTATION_KEYS", "PROFILE", "build_claim",
+           "parse_implementation", "render_claim"]
+
+#: The keys of the claim's implementation (the Gateway API's Implementation); ``contact`` repeats.
+IMPLEMENTATION_KEYS = ("organization", "project", "url", "version", "contact")
+
+
+def parse_implementation(values: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The implementation from ``KEY=VALUE`` items (``--sandbox-implementation``,
+    ``merge-reports --implementation``); raises ``ValueError(item)`` for an item that is not
+    ``KEY=VALUE`` with a known key and a value."""
+    out: dict[str, Any] = {"contact": []}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or key not in IMPLEMENTATION_KEYS or not value:
+            raise ValueError(item)
+        if key == "contact":
+            out["contact"].append(value)
+        else:
+            out[key] = value
+    return out
 
 API_VERSION = "sandbox-conformance/v1"
 PROFILE = "SANDBOX-OWNERSHIP"
