@@ -42,13 +42,6 @@ def lock_held(lock: Path) -> bool | None:
     finally:
         os.close(fd)  # closing the descriptor releases a lock taken above
     return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def sweep_state(root: Path) -> list[Path]:
