@@ -147,8 +147,9 @@ class View:
     inspect: Callable[[str], Container | None] = lambda cid: None
     #: What a container's main process sees of its GPU (None where the engine cannot exec).
     look_inside: Callable[[str], str | None] = lambda cid: None
-    #: What the state-folder audit found now (``state_audit.py``; empty where not audited).
-    state_problems: Sequence[str] = ()
+    #: The state-folder audit, run when a check asks (``state_audit.py``; nothing where the
+    #: driver's folder is not audited): what it finds now.
+    audit_state: Callable[[], Sequence[str]] = lambda: ()
     #: Per (sandbox id, reason): the Warning notices the contract raised so far (the oracle's).
     notices: Mapping[tuple[str, str], Sequence[object]] = field(default_factory=dict)
 
@@ -292,7 +293,7 @@ def _state_folder_obs(view: View) -> Iterable[Failure]:
 
 
 def _state_failures(view: View) -> Iterable[Failure]:
-    for problem in view.state_problems:
+    for problem in view.audit_state():
         yield Failure("state-folder-owner-only", ("OWN-15",), problem)
 
 

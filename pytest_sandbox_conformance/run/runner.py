@@ -172,7 +172,7 @@ class _Run:
         return View(self.sc, self.expect, self.gateway, self.bindings, self.sandbox_ids,
                     deleted_keys=self.deleted_keys, identity_matches=self.observer.identity_matches,
                     gpu_containers=frozenset(self.gpu_containers), inspect=self.observer.inspect,
-                    look_inside=self.observer.look_inside, state_problems=self.audit_state(),
+                    look_inside=self.observer.look_inside, audit_state=self.audit_state,
                     notices=self.oracle.raised if self.oracle is not None else {}, **kw)
 
     def audit_state(self) -> list[str]:
