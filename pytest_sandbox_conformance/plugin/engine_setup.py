@@ -5,14 +5,13 @@ the base of the state folders."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..run.runner import memory_base
 from .driver_setup import is_worker
 from .options import Settings
 
@@ -132,7 +131,4 @@ def state_base(settings: Settings) -> Path:
     if settings.state_dir is not None:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         return settings.state_dir
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        return shm
-    return Path(tempfile.gettempdir())
+    return memory_base()

@@ -12,14 +12,9 @@ it over the catalog.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
 from ..exploration.schedule import enumerate_exhaustive
 from ..scenario.model import Scenario
-from .runner import RunConfig, play
+from .runner import play, reference_config
 
 __all__ = ["outcomes_of", "unreached"]
 
@@ -33,23 +28,14 @@ def unreached(sc: Scenario) -> tuple[list[str], int]:
     """The outcomes of ``sc.reaches`` that no schedule of its exhaustive exploration (with
     restarts and both list orders, as on the fake engine with the reference driver) reaches,
     and how many schedules were played (the exploration stops once every outcome is reached)."""
-    from ..adapters.reference import factory
-    from ..engines.fake import FakeEngine
-
     wanted = set(sc.reaches)
     if not wanted:
         return [], 0
-    shm = Path("/dev/shm")
-    root = tempfile.mkdtemp(prefix="sbx-reaches-",
-                            dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
-    cfg = RunConfig(driver=factory, engine=FakeEngine, state_root=Path(root))
     played = 0
-    try:
+    with reference_config("sbx-reaches-") as cfg:
         for sched in enumerate_exhaustive(sc, True, "no"):
             played += 1
             wanted -= outcomes_of(play(sc, sched, cfg).timeline)
             if not wanted:
                 break
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     return [o for o in sc.reaches if o in wanted], played

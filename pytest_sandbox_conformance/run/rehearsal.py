@@ -12,17 +12,13 @@ the temporary folder.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from ..exploration.schedule import Schedule, pinned, random_sample
 from ..scenario.errors import ScenarioError
 from ..scenario.model import Scenario
 from .checks import Failure
 from .failure import ConformanceFailure, StoryError
-from .runner import RunConfig, play
+from .runner import play, reference_config
 
 __all__ = ["is_expectation", "rehearse"]
 
@@ -54,20 +50,13 @@ def rehearse(sc: Scenario) -> list[ScenarioError]:
     """Every pinned schedule of ``sc``, and :data:`SAMPLE` explored ones, against the reference
     driver on the fake engine: the problems found, as errors of the file (none when every
     schedule passes). Explored schedules are played with the base ``expect``."""
-    from ..adapters.reference import factory
-    from ..engines.fake import FakeEngine
-
     if sc.needs & UNPLAYABLE_NEEDS:
         return []
-    shm = Path("/dev/shm")
-    root = tempfile.mkdtemp(prefix="sbx-lint-",
-                            dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
-    cfg = RunConfig(driver=factory, engine=FakeEngine, state_root=Path(root))
     errors: list[ScenarioError] = []
     schedules = pinned(sc)
     quiet = Schedule(tuple("" for _ in sc.story))  # no poll inside the story at all
     schedules += [quiet] + [s for s in random_sample(sc, SAMPLE, 0) if s != quiet]
-    try:
+    with reference_config("sbx-lint-") as cfg:
         for sched in schedules:
             try:
                 play(sc, sched, cfg)
@@ -96,6 +85,4 @@ def rehearse(sc: Scenario) -> list[ScenarioError]:
                     sc.path, sc.line, "story", f"under schedule {sched.label} the run fails "
                     f"({type(exc).__name__}: {exc}): lint's reading of the story missed a "
                     "problem; please report it"))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     return errors

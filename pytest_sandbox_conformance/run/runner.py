@@ -37,9 +37,10 @@ import shutil
 import tempfile
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..adapters.base import DriverContext, DriverFactory, DriverUnavailable
 from ..adapters.watchdog import Cancelled
@@ -371,3 +372,27 @@ def play(scenario: Scenario, schedule: Schedule, config: RunConfig) -> RunResult
         raise
     finally:
         run.close()
+
+
+def memory_base() -> Path:
+    """A memory-backed folder (/dev/shm) when there is one, else the system's temporary folder:
+    journals fsync on every change, which costs nothing there."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+@contextmanager
+def reference_config(prefix: str) -> Iterator[RunConfig]:
+    """A :class:`RunConfig` for the reference driver on the fake engine, its state under a
+    folder of its own in :func:`memory_base` (``prefix`` names it), removed afterwards: how
+    lint's rehearsal, ``reaches:`` and generated stories ask what the contract computes."""
+    from ..adapters.reference import factory
+    from ..engines.fake import FakeEngine
+
+    root = tempfile.mkdtemp(prefix=prefix, dir=memory_base())
+    try:
+        yield RunConfig(driver=factory, engine=FakeEngine, state_root=Path(root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

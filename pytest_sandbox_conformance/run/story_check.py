@@ -18,12 +18,8 @@ reproduces the failure; all of that goes into the failure's text.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..exploration.schedule import Schedule
@@ -41,7 +37,7 @@ from ..scenario.errors import ScenarioErrors
 from ..scenario.loader import load_text
 from ..scenario.model import Scenario
 from .failure import ConformanceFailure, EngineOutage, StoryError
-from .runner import RunConfig, RunResult, play
+from .runner import RunConfig, RunResult, play, reference_config
 
 __all__ = ["BatchOutcome", "MAX_SHRINK_PLAYS", "explore", "failure_key"]
 
@@ -268,18 +264,9 @@ def reference_expect(story: Story, scenario: Scenario, schedule: Schedule) -> di
     """The ``expect`` of ``story`` under ``schedule`` as the contract computes it: the reference
     driver played on the fake engine in memory; the oracle's last word on each sandbox (its
     instance, phase and reason) and what the story decides (containers, deleted, tracked)."""
-    from ..adapters.reference import factory
-    from ..engines.fake import FakeEngine
-
     base = story_expect(story)
-    shm = Path("/dev/shm")
-    root = tempfile.mkdtemp(prefix="sbx-generated-",
-                            dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
-    try:
-        result: RunResult = play(scenario, schedule, RunConfig(driver=factory, engine=FakeEngine,
-                                                               state_root=Path(root)))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with reference_config("sbx-generated-") as cfg:
+        result: RunResult = play(scenario, schedule, cfg)
     last: dict[str, dict[str, Any]] = {}
     for m in result.timeline:
         if m.kind == "report":
