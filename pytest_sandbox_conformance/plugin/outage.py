@@ -92,9 +92,7 @@ class EngineWatch:
             self.after(outage, item)
             item.user_properties.append(ENGINE_ERROR)
             raise NotJudgedError(outage) from None
-        except StoryError as error:
-            raise NotJudgedError(error) from None
-        except Exception as error:
+        except Exception as error:  # a StoryError (kind "story") included
             if getattr(error, "kind", None) in ENVIRONMENT_KINDS:
                 raise NotJudgedError(error) from None
             raise

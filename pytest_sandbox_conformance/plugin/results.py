@@ -16,16 +16,12 @@ from typing import Any
 
 import pytest
 
-from ..run.failure import ConformanceFailure
+from ..run.failure import ENVIRONMENT_KINDS, ConformanceFailure
 from .longrepr import FailureRepr
 from .shard import reason as shard_reason
 
 __all__ = ["ENVIRONMENT_KINDS", "Results"]
 
-#: An exception with one of these ``kind`` attributes is a failure of the suite's environment
-#: (``engine``: the engine is unavailable; ``story``: the story could not be played), never the
-#: driver's: the item's outcome is ``error``.
-ENVIRONMENT_KINDS = ("story", "engine")
 
 DESELECTED = "deselected (-k, -m, --lf or --deselect)"
 NOT_REACHED = ("not reached: the session stopped before it (-x or --maxfail, an interrupt, "
