@@ -36,6 +36,7 @@ from ..scenario.render import PINNED_NAME, pinned_after, render_scenario
 from ..scenario.errors import ScenarioErrors
 from ..scenario.loader import load_text
 from ..scenario.model import Scenario
+from .checks import Failure
 from .failure import ConformanceFailure, EngineOutage, StoryError
 from .runner import RunConfig, RunResult, play, reference_config
 
@@ -48,17 +49,19 @@ MAX_SHRINK_PLAYS = 2000
 MAX_TRIM_PLAYS = 300
 
 
+def _key(f: Failure) -> tuple[str, str]:
+    return f.check, (f.requirements[0] if f.requirements else "")
+
+
 def failure_key(failure: ConformanceFailure) -> tuple[str, str]:
     """What "the same failure" means while shrinking: the first failure's check and leading
     requirement (the rest, OWN-9 after a restart or OWN-19 beside a GPU, may go with the steps
     that shrinking removes)."""
-    first = failure.first
-    return first.check, (first.requirements[0] if first.requirements else "")
+    return _key(failure.first)
 
 
 def _matches(failure: ConformanceFailure, key: tuple[str, str]) -> bool:
-    return any((f.check, f.requirements[0] if f.requirements else "") == key
-               for f in failure.failures)
+    return any(_key(f) == key for f in failure.failures)
 
 
 @dataclass
