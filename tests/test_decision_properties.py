@@ -148,7 +148,9 @@ def test_never_adopts_a_wrong_or_missing_generation(world):
         adopted = {c.id: c for c in candidates}[new_authority]
         if decision.outcome == Outcome.ROLLBACK:
             assert new_authority in rec.retired
-            assert adopted.name == CANONICAL and adopted.state in NON_TERMINAL_STATES
+            # OWN-13: canonical, and non-terminal or exited (the project's decision 8c: the state
+            # a rollback that never got to start its backup leaves).
+            assert adopted.name == CANONICAL and adopted.state in NON_TERMINAL_STATES | {"exited"}
         else:
             assert rec.generation is not None
             assert adopted.labels.get(GEN_LABEL) == rec.generation
