@@ -392,7 +392,8 @@ def test_a_sampled_schedule_replays(long_story) -> None:
     result = long_story(f"--sandbox-schedule=long@{pct.id}", "-v")
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines([f"*long[[]{pct.id}[]] PASSED*"])
-    assert result.parseoutcomes() == {"passed": 1}
+    outcomes = result.parseoutcomes()  # warnings are no outcome: an in-process run may collect
+    assert outcomes.pop("passed") == 1 and set(outcomes) <= {"warnings"}, outcomes  # some
 
 
 @pytest.mark.parametrize("args, message", [

@@ -118,7 +118,11 @@ class DriverAdapter(abc.ABC):
 
         ``kind`` is ``write-fail`` (the next ``times`` writes fail), ``crash`` (the driver dies at
         step ``at`` of its next write and is restarted), ``corrupt`` (the journal of
-        ``sandbox_id`` is overwritten with garbage; the driver reads it at its next restart) or,
+        ``sandbox_id`` is overwritten with garbage; the driver reads it at its next restart),
+        ``foreign-sandbox``, ``foreign-namespace``, ``foreign-version`` (the journal of
+        ``sandbox_id`` is rewritten well-formed but as another sandbox's id, another namespace or
+        a newer format version would have it: the driver must not trust it at its next restart)
+        or,
         with capability ``power-loss``, ``power-loss`` (the power goes: now, or with ``at`` at
         that step of the next write; every change to the state folder that no fsync made
         durable is undone, then the driver restarts: ``adapters/durability.py``).

@@ -13,17 +13,35 @@ then the driver restarts over it.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable
 
 from reference_driver import ReferenceDriver
-from reference_driver.journal import Journal
+from reference_driver.journal import FORMAT_VERSION, Journal
 
 from ..api import Event, SandboxSpec, Snapshot
 from .base import DriverAdapter, DriverContext
 from .durability import FolderWatch
 
 __all__ = ["ReferenceAdapter", "SimulatedCrash", "factory"]
+
+
+#: ``foreign-*`` journal faults: which field of the sandbox's own journal is changed, and how.
+FOREIGN_FIELDS = {
+    "foreign-sandbox": ("sandbox_id", lambda v: f"{v}-other"),
+    "foreign-namespace": ("namespace", lambda v: f"{v}-other"),
+    "foreign-version": ("version", lambda v: FORMAT_VERSION + 1),
+}
+
+
+def foreign_journal(own: bytes, kind: str) -> bytes:
+    """The sandbox's journal ``own`` as another sandbox, name, namespace or format version would
+    have written it: well-formed, every other field kept."""
+    data = json.loads(own)
+    field, change = FOREIGN_FIELDS[kind]
+    data[field] = change(data.get(field))
+    return json.dumps(data).encode()
 
 
 class SimulatedCrash(BaseException):
@@ -88,10 +106,14 @@ class ReferenceAdapter(DriverAdapter):
         elif kind == "power-loss":
             self._power_loss("the power goes")
             self.restart()
-        elif kind == "corrupt":
+        elif kind == "corrupt" or kind in FOREIGN_FIELDS:
             path = Journal(self.ctx.state_dir, self.ctx.namespace).path_for(sandbox_id or "")
-            with open(path, "wb") as f:
-                f.write(b'{"version": 1, "sandbox_id": ')  # torn JSON
+            if kind == "corrupt":
+                data = b'{"version": 1, "sandbox_id": '  # torn JSON
+            else:
+                data = foreign_journal(path.read_bytes(), kind)
+            with open(path, "wb") as f:  # the file keeps its mode (0600)
+                f.write(data)
                 os.fsync(f.fileno())
             if self.durability is not None:
                 self.durability.baseline()

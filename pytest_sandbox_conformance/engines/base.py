@@ -41,6 +41,7 @@ __all__ = [
     "ACTIVE_STATES",
     "ALL_STATES",
     "DOCKER_DEFAULT_CAPABILITIES",
+    "MISSING_EXECUTABLE",
     "MOUNT_TYPES",
     "NON_TERMINAL_STATES",
     "RESTART_POLICIES",
@@ -65,6 +66,11 @@ __all__ = [
     "unavailable_in",
     "valid_container_name",
 ]
+
+#: An executable no image holds (the suite's tiny image, Docker's and Podman's, the fake engine's:
+#: no image has ``/nonexistent``): a container whose entrypoint it is is created, and its start
+#: is refused, as a ``docker run`` that cannot start its container (a scenario's ``fails: start``).
+MISSING_EXECUTABLE = "/nonexistent/sandbox-conformance-start-fails"
 
 #: Docker's container states, as ``docker inspect`` reports ``State.Status``.
 ALL_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")

@@ -30,7 +30,10 @@ both; ``docs/engines.md`` lists the differences), the fake follows what Docker a
 * the whole configuration is recorded (:class:`~.spec.ContainerConfig`) and checked as Docker
   checks it (:mod:`.fakecheck`): a bind whose source does not exist on this machine or a relative
   mount path (400 at create), an unknown capability, an invalid restart policy (400), a malformed
-  security option (500), a network the engine does not have (404 at *start*).
+  security option (500), a network the engine does not have (404 at *start*);
+* an entrypoint (or, without one, a command) below ``/nonexistent/`` is an executable the image
+  does not hold: the start is refused (400 "OCI runtime create failed ... no such file or
+  directory") and the container stays ``created``, as Docker 20.10 leaves it (exit code 127).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from .base import (
     EngineInvalid,
     EngineNotFound,
     LabelFilter,
+    MISSING_EXECUTABLE,
     labels_match,
     valid_container_name,
 )
@@ -70,6 +74,9 @@ ListOrder = Union[str, Callable[[list[Container]], list[Container]]]
 EMPTY_ID = "empty-id"
 
 _NAMED_ORDERS = ("newest", "oldest")
+#: The fake's images hold every executable but those below this folder (where
+#: :data:`~.base.MISSING_EXECUTABLE` is), as no real image holds ``/nonexistent``.
+MISSING_PREFIX = MISSING_EXECUTABLE.rsplit("/", 1)[0] + "/"
 
 #: The fake host's name: the hostname of a container in the host's network.
 HOST_NAME = "fake-engine-host"
@@ -231,6 +238,12 @@ class FakeEngine(Engine):
         mode = c.network_mode
         if not mode.startswith("container:") and mode not in self.networks:
             raise EngineNotFound(f"network {mode} not found")
+        executable = (c.entrypoint or c.command or ("",))[0]
+        if executable.startswith(MISSING_PREFIX):  # no image has /nonexistent
+            # Docker 20.10 leaves it created (exit code 127) and answers 400.
+            raise EngineError(f'failed to create shim task: OCI runtime create failed: exec: '
+                              f'"{executable}": stat {executable}: no such file or directory: '
+                              "unknown", status=400)
         for request in c.device_requests:
             if not self._can_serve(request):
                 caps = "[" + " ".join("[" + " ".join(cs) + "]" for cs in request.capabilities) + "]"

@@ -104,7 +104,9 @@ class Oracle:
         #: Whether the armed crash is a power loss (nothing the folder's fsync did not make
         #: durable survives it: a crash at fsync-dir keeps the old journal too).
         self._crash_power = False
-        self._corrupt: set[str] = set()
+        #: Sandboxes whose journal file was replaced (torn or foreign), and how: the next
+        #: restart reads it, unless the driver wrote the journal again in between.
+        self._corrupt: dict[str, str] = {}
         self.restarts = 0
         #: Per (sandbox id, reason): every Warning notice the contract raised so far, in order
         #: (what each Warning the driver emits must name: ``warnings-name-their-containers``).
@@ -143,17 +145,17 @@ class Oracle:
             # before it acted on it (OWN-15), so it restarts from exactly what it had.
             self.crashes += 1
             self.restarted()
-        elif kind == "corrupt" and sandbox_id is not None:
-            self._corrupt.add(sandbox_id)
+        elif (kind == "corrupt" or kind.startswith("foreign-")) and sandbox_id is not None:
+            self._corrupt[sandbox_id] = ("its journal is corrupt" if kind == "corrupt" else
+                                         "its journal is foreign (" + kind + ")")
 
     def restarted(self) -> None:
         """The driver restarted: it knows what its journal holds, nothing more."""
         self.restarts += 1
-        for sid in sorted(self._corrupt):
+        for sid, why in sorted(self._corrupt.items()):
             rec = self.records.get(sid)
             if rec is not None:
-                self.records[sid] = Record(sid, rec.name, self.namespace,
-                                           untrusted="its journal is corrupt")
+                self.records[sid] = Record(sid, rec.name, self.namespace, untrusted=why)
         self._corrupt.clear()
         self._lenient.active.clear()
 
@@ -204,7 +206,7 @@ class Oracle:
                     if at == "fsync-dir" and not self._crash_power:
                         # the rename happened: the new journal stands (a power loss undoes it)
                         self.records[sid] = decision.record
-                        self._corrupt.discard(sid)
+                        self._corrupt.pop(sid, None)
                     crashed = True
                     self.crashes += 1
                     break
@@ -219,7 +221,7 @@ class Oracle:
                     if outcome == Outcome.INVALIDATE and record.intent is not None:
                         self.invalidated.add(record.intent.replacement)
                     # A new journal replaced the corrupt one: the next restart reads it.
-                    self._corrupt.discard(sid)
+                    self._corrupt.pop(sid, None)
             exp = Expected(sid, outcome, instance_id, ready, tuple(dict.fromkeys(reqs)),
                            tuple(sorted(c.id for c in candidates)), situation)
             out[sid] = exp

@@ -26,6 +26,7 @@ from ..engines.base import (
     EngineConflict,
     EngineError,
     EngineNotFound,
+    MISSING_EXECUTABLE,
     ids_match,
 )
 from ..engines.clone import clone_spec
@@ -45,6 +46,9 @@ BACKUP_EPOCH_MS = 1_760_000_000_000
 RUN_COMMAND = ("sleep", "2147483647")
 #: A generation value no driver ever makes.
 WRONG_GENERATION = "00000000-0000-4000-8000-000000000000"
+#: ``generation: truncated`` keeps this many characters (the first group of a UUID and more:
+#: what a person copies from ``docker inspect`` output, cut short).
+TRUNCATED = 12
 
 GPU_STYLES = {
     "gpus": dict(device_requests=(DeviceRequest(count=-1, capabilities=(("gpu",),)),)),
@@ -82,7 +86,8 @@ class Steps:
         elif action == "restart":
             self.run.observer.restart()
         elif action == "observe":
-            self.run.observer.observe(step.target, 1)
+            for _ in range(step.repeat):
+                self.run.observer.observe(step.target, 1)
         elif action == "supervisor":
             self.run.gateway.supervisor(self.run.sandbox_ids[step.target],
                                         step.args.get("connected", True))
@@ -276,12 +281,14 @@ class Steps:
         rec = self.run.oracle.records.get(self.run.sandbox_ids[key])
         if rec is not None and rec.generation:
             labels[self.run.adapter.labels.generation] = rec.generation
-        labels.update(self.label_edits(step))
+        labels.update(self.label_edits(step, labels.get(self.run.adapter.labels.generation)))
         labels = {k: v for k, v in labels.items() if v is not None}
         extra, env = self.gpu_edits(step)
+        extra.update(self.start_edits(step))
+        extra.setdefault("command", RUN_COMMAND)
         name = self.resolve_name(step.args.get("name", "canonical"), key, step.index)
-        spec = ContainerSpec(name=name, image=self.run.cfg.image, labels=labels,
-                             command=RUN_COMMAND, env=env, **extra)
+        spec = ContainerSpec(name=name, image=self.run.cfg.image, labels=labels, env=env,
+                             **extra)
         self.launch(step, spec)
 
     def clone(self, step: Step, source: Container) -> None:
@@ -289,27 +296,52 @@ class Steps:
         configuration, :func:`~..engines.clone.clone_spec`), under the step's name, with only
         the step's label, generation and GPU edits."""
         extra, env = self.gpu_edits(step)
+        extra.update(self.start_edits(step))
         requests = extra.pop("device_requests", ())
         name = self.resolve_name(step.args.get("name", "canonical"), self.sandbox_of(source),
                                  step.index)
-        spec = clone_spec(source, name=name, labels=self.label_edits(step), env=env,
+        edits = self.label_edits(step, source.labels.get(self.run.adapter.labels.generation))
+        spec = clone_spec(source, name=name, labels=edits, env=env,
                           add_device_requests=requests, **extra)
         copied = ", ".join(sorted(spec.changed()))
         self.run.tl.add(f"clone of {step.target} ({source.short_id}) as {name}: image, labels"
                         + (f", {copied}" if copied else ""), 2)
         self.launch(step, spec)
 
-    def label_edits(self, step: Step) -> dict[str, str | None]:
+    def label_edits(self, step: Step, generation_now: str | None) -> dict[str, str | None]:
         """The labels a ``clone`` or ``run`` step changes: its generation (``wrong``: a value no
-        driver makes; ``missing``: removed) and the session's own labels."""
+        driver makes; ``missing``: removed; ``empty``: ""; ``truncated``: the first
+        :data:`TRUNCATED` characters of ``generation_now``, the one it would carry), its
+        ``labels:`` (set, or None: dropped; under the
+        driver's own keys, ``sandbox-id`` as the id of the sandbox it names) and the session's
+        own labels."""
+        keys = self.run.adapter.labels
         edits: dict[str, str | None] = {}
         generation = step.args.get("generation", "keep")
         if generation == "wrong":
-            edits[self.run.adapter.labels.generation] = WRONG_GENERATION
+            edits[keys.generation] = WRONG_GENERATION
         elif generation == "missing":
-            edits[self.run.adapter.labels.generation] = None
+            edits[keys.generation] = None
+        elif generation == "empty":
+            edits[keys.generation] = ""
+        elif generation == "truncated":
+            edits[keys.generation] = (generation_now or WRONG_GENERATION)[:TRUNCATED]
+        for short, value in (step.args.get("labels") or {}).items():
+            if short == "sandbox-id" and value is not None:
+                value = self.run.sandbox_ids[value]
+            edits[{"managed-by": keys.managed_by, "sandbox-id": keys.sandbox_id,
+                   "sandbox-name": keys.sandbox_name}[short]] = value
         edits.update(self.run.cfg.extra_labels)
         return edits
+
+    @staticmethod
+    def start_edits(step: Step) -> dict:
+        """``fails: start``: the entrypoint is an executable no image holds, so the engine
+        creates the container and refuses to start it (as a ``docker run`` whose container
+        cannot start leaves it: created)."""
+        if step.args.get("fails") != "start":
+            return {}
+        return {"entrypoint": (MISSING_EXECUTABLE,), "command": ()}
 
     def gpu_edits(self, step: Step) -> tuple[dict, dict[str, str]]:
         """The spec fields and environment the step's ``gpu:`` style adds."""
@@ -319,6 +351,19 @@ class Steps:
         extra = dict(GPU_STYLES[style])
         return extra, dict(extra.pop("env", {}))
 
+    def refused_start(self, step: Step, cid: str) -> None:
+        """``fails: start``: the start the story expects the engine to refuse."""
+        try:
+            self.run.engine.start(cid)
+        except EngineError as exc:
+            self.run.raise_if_outage(exc)  # gone is no refusal
+            self.run.tl.add(f"{step.binds}: the engine refused to start it, as the story says "
+                            f"({exc.status}): {exc}", 2)
+            return
+        raise EngineError(f"the engine started {step.binds} ({cid[:12]}), whose entrypoint "
+                          f"{MISSING_EXECUTABLE} no image holds: the story's fails: start "
+                          "cannot be played on this engine", status=0)
+
     def launch(self, step: Step, spec: ContainerSpec) -> None:
         """Create ``spec``'s container, bind it, bring it to the step's ``state:``."""
         self.pending_launch = ""
@@ -326,10 +371,13 @@ class Steps:
         self.run.bindings[step.binds] = cid
         if step.args.get("gpu"):
             self.run.gpu_containers.add(cid)
+        fails = step.args.get("fails") == "start"
+        state = "created" if fails else step.args.get("state", "running")
         self.pending_launch = (f"{step.binds} was created ({cid[:12]} {spec.name}) but did not "
-                               f"reach the state {step.args.get('state', 'running')}")
-        state = step.args.get("state", "running")
-        if state in ("running", "exited"):
+                               f"reach the state {state}")
+        if fails:
+            self.refused_start(step, cid)
+        elif state in ("running", "exited"):
             self.run.engine.start(cid)
         if state == "exited":
             self.run.engine.stop(cid)

@@ -66,15 +66,23 @@ def check_expect(story: "_Story", path: tuple, e: Expect, given: Mapping[str, ob
         if se.instance_given and se.instance is not None:
             b = story.boxes.get(se.instance)
             if b is not None and (b.key != key or not b.ours):
-                whose = (f"sandbox {b.key}'s identity labels" if b.key != key else
-                         "another namespace's label")
+                ident = b.identity
+                if ident is not None and ident.key == key and not ident.ours:
+                    whose = "another namespace's label"
+                elif ident is not None and ident.key == key:
+                    whose = (f"the sandbox-name label {ident.name!r}" if ident.name is not None
+                             else "no sandbox-name label")
+                elif ident is not None and ident.key:
+                    whose = f"sandbox {ident.key}'s identity labels"
+                else:
+                    whose = "no declared sandbox's sandbox-id label"
                 story.err(p + ("instance",), f"{se.instance} carries {whose}: it can never "
                                             f"be sandbox {key}'s instance")
         if se.instance_given and se.instance is None and key not in story.corrupt_then_restart:
             story.err(p + ("instance",), f"instance: null, but sandbox {key} always has an "
                                         "authoritative container after its create (only a "
-                                        "journal_fault: corrupt followed by a restart "
-                                        "takes it away)")
+                                        "journal_fault: corrupt or foreign-* followed by a "
+                                        "restart takes it away)")
         if se.reason and se.phase and se.reason in READY_REASONS:
             phase = phase_of(Condition(READY_REASONS[se.reason], se.reason, ""))
             if phase != se.phase:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from .errors import ScenarioError, ScenarioErrors
 from .meaning import check_meaning
 from .model import Count, Expect, PinnedSchedule, SandboxDecl, SandboxExpect, Scenario, Step
-from .schema import CAPABILITIES, EXTERNAL_ACTIONS, MARKS, STEP_SCHEMAS
+from .schema import CAPABILITIES, EXTERNAL_ACTIONS, FOREIGN_JOURNALS, MARKS, STEP_SCHEMAS
 from .validate import schema_errors
 from .yamlsource import MAX_BYTES, Lines, dotted, load_documents
 
@@ -158,8 +158,17 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError],
         if action == "journal_fault" and raw.get("sandbox") is not None \
                 and raw["sandbox"] not in sandboxes:
             err(path + ("sandbox",), f"unknown sandbox {raw['sandbox']!r}")
-        if action == "journal_fault" and target == "corrupt" and "sandbox" not in raw:
-            err(path, "journal_fault: corrupt needs a 'sandbox'")
+        if action == "journal_fault" and target in ("corrupt", *FOREIGN_JOURNALS) \
+                and "sandbox" not in raw:
+            err(path, f"journal_fault: {target} needs a 'sandbox' (whose journal it writes)")
+        edits = raw.get("labels") or {}
+        if edits.get("sandbox-id") is not None and edits["sandbox-id"] not in sandboxes:
+            err(path + ("labels", "sandbox-id"),
+                f"unknown sandbox {edits['sandbox-id']!r}: sandbox-id writes the id of a "
+                f"declared sandbox; declared: {sorted(sandboxes)}")
+        if raw.get("fails") == "start" and "state" in raw:
+            err(path + ("state",), "fails: start leaves the container created (the engine "
+                                   "refuses to start it); a 'state' cannot be reached")
         if action == "journal_fault" and target == "crash" and "at" not in raw:
             err(path, "journal_fault: crash needs 'at' (the step of the write to crash at)")
         if action == "create":

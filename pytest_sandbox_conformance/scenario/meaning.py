@@ -31,7 +31,8 @@ from typing import Callable, Mapping, Sequence
 from reference_driver.naming import canonical_name
 
 from ..engines.base import ACTIVE_STATES, valid_container_name
-from .model import Expect, Scenario, Step
+from .model import Expect, Identity, Scenario, Step, made_identity
+from .schema import FOREIGN_JOURNALS
 
 __all__ = ["CANONICAL_PLACEHOLDER", "FAULT_TARGETS", "check_meaning"]
 
@@ -64,13 +65,15 @@ class _Box:
     """One container of the model."""
 
     binding: str      # its ``as:`` name (``KEY-instance`` for a create without one)
-    key: str          # the sandbox whose identity labels it carries
-    ours: bool        # in the run's namespace (a candidate of that sandbox)
+    key: str          # the sandbox it is a candidate of ("" for none)
+    ours: bool        # a candidate of sandbox ``key`` (its namespace, id and name labels)
     name: str
     state: str
     made: int         # the step that made it
     named: bool       # whether the file can name it (a create without ``as:`` cannot)
     gone: str = ""    # how it went ("removed at step 3"), "" while it exists
+    #: What its identity labels say (whose names ``canonical`` and ``backup`` refer to).
+    identity: Identity | None = None
 
 
 @dataclass
@@ -104,6 +107,8 @@ class _Story:
         return canonical_name(self.sc.sandboxes[key].name, key)
 
     def resolve(self, expr: str, key: str, step: Step) -> str:
+        if not key:  # no declared sandbox's id label: only literal names mean something
+            return expr
         if expr == "canonical":
             return self.canonical(key)
         if expr == "backup":
@@ -186,7 +191,9 @@ class _Story:
         self.created.setdefault(key, step.index)
         binding = step.binds or f"{key}-instance"
         self.boxes[binding] = _Box(binding, key, True, name, "running", step.index,
-                                   step.binds is not None)
+                                   step.binds is not None,
+                                   identity=made_identity("create", key, {}, None,
+                                                          self.sc.sandboxes))
 
     def do_delete(self, step: Step, path: tuple) -> None:
         key = step.target
@@ -212,7 +219,8 @@ class _Story:
         self._corrupt.discard(key)
 
     def do_observe(self, step: Step, path: tuple) -> None:
-        self.consume_list_fault()
+        for _ in range(step.repeat):
+            self.consume_list_fault()
 
     def do_restart(self, step: Step, path: tuple) -> None:
         self.corrupt_then_restart |= self._corrupt
@@ -236,10 +244,12 @@ class _Story:
             if arg in step.args and kind not in allowed:
                 self.err(path + (arg,), f"journal_fault: {kind} takes no {arg!r} (only "
                                         f"{' and '.join(allowed)} does); it would be ignored")
-        if kind == "corrupt":
+        if kind == "corrupt" or kind in FOREIGN_JOURNALS:
             key = step.args.get("sandbox")
             if key in self.sc.sandboxes and (key not in self.created or key in self.deleted):
-                self.err(path + ("sandbox",), f"sandbox {key} has no journal to corrupt here "
+                self.err(path + ("sandbox",), f"sandbox {key} has no journal to "
+                                              f"{'corrupt' if kind == 'corrupt' else 'replace'} "
+                                              "here "
                                               + ("(it is not created yet)"
                                                  if key not in self.created else
                                                  f"(it was deleted at step "
@@ -305,7 +315,9 @@ class _Story:
         if b is None:
             return
         expr = step.args["to"]
-        name = self.resolve(expr, b.key, step)
+        if not self.relative_ok(expr, b.identity, path + ("to",)):
+            return
+        name = self.resolve(expr, b.identity.key if b.identity else b.key, step)
         if name == b.name:
             self.err(path + ("to",), f"container {step.target} is already named {name}: the "
                                      "engine refuses a rename to the same name")
@@ -321,20 +333,39 @@ class _Story:
         src = self.box(step, path + ("clone",))
         if src is None:
             return
-        self.make(step, path, src.key, src.ours, "the suite's own create of the clone")
+        self.make(step, path, src.identity, "the suite's own create of the clone")
 
     def do_run(self, step: Step, path: tuple) -> None:
-        self.make(step, path, step.target, "namespace" not in step.args,
-                  "the suite's own create of the container")
+        self.make(step, path, None, "the suite's own create of the container")
 
-    def make(self, step: Step, path: tuple, key: str, ours: bool, what: str) -> None:
+    def relative_ok(self, expr: str, identity: Identity | None, path: tuple) -> bool:
+        """A name relative to the canonical one needs a declared sandbox's id label to be
+        relative to (the runner resolves it from the container's labels)."""
+        relative = expr in ("canonical", "backup") or CANONICAL_PLACEHOLDER in expr
+        if relative and identity is not None and not identity.key:
+            self.err(path, f"{expr!r} is relative to a sandbox's canonical name, but this "
+                           "container carries no declared sandbox's sandbox-id label (its "
+                           "labels: dropped or changed it); give a literal name")
+            return False
+        return True
+
+    def make(self, step: Step, path: tuple, source: Identity | None, what: str) -> None:
         self.hit(step, path, what)
         expr = step.args.get("name", "canonical")
-        name = self.resolve(expr, key, step)
-        self.name_ok(name, expr, path + ("name",) if "name" in step.args else path,
-                     step.action)
-        state = step.args.get("state", "running")
-        self.boxes[step.binds] = _Box(step.binds, key, ours, name, state, step.index, True)
+        where = path + ("name",) if "name" in step.args else path
+        # Names resolve against the labels the container is made from (a run's sandbox, the
+        # clone's source), before the step's own label edits.
+        naming = source if step.action == "clone" else Identity(step.target, None, True)
+        if not self.relative_ok(expr, naming, where):
+            return
+        name = self.resolve(expr, naming.key if naming else "", step)
+        self.name_ok(name, expr, where, step.action)
+        state = ("created" if step.args.get("fails") == "start"
+                 else step.args.get("state", "running"))
+        identity = made_identity(step.action, step.target, step.args, source, self.sc.sandboxes)
+        key = identity.candidate_of(self.sc.sandboxes)
+        self.boxes[step.binds] = _Box(step.binds, key, bool(key), name, state, step.index,
+                                      True, identity=identity)
 
 def _fault_advice(kind: str) -> str:
     if kind == "engine_fault:list":

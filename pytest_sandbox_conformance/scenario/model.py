@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["Count", "Expect", "PinnedSchedule", "SandboxDecl", "Scenario", "SandboxExpect", "Step"]
+__all__ = ["LABEL_EDIT_KEYS", "Count", "Expect", "Identity", "PinnedSchedule", "SandboxDecl",
+           "Scenario", "SandboxExpect", "Step", "made_identity"]
+
+#: The identity labels a ``clone`` or ``run`` step may set or drop (``labels:``), by the
+#: contract's short names (the driver's own keys are ``LabelKeys``' fields of the same meaning).
+LABEL_EDIT_KEYS = ("managed-by", "sandbox-id", "sandbox-name")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,11 @@ class Step:
     args: Mapping[str, Any]
     line: int
     label: str | None = None
+
+    @property
+    def repeat(self) -> int:
+        """How many observations an ``observe`` step makes (``repeat:``, default 1)."""
+        return int(self.args.get("repeat", 1)) if self.action == "observe" else 0
 
     @property
     def binds(self) -> str | None:
@@ -107,3 +117,41 @@ class Scenario:
     def gaps(self) -> int:
         """How many places observations can fall: one after each story step."""
         return len(self.story)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a container's identity labels say, as the story knows them without an engine: the
+    declared sandbox its sandbox-id label names (``""``: none, or no declared one), its
+    sandbox-name label (None when dropped) and whether its namespace label is the run's."""
+
+    key: str
+    name: str | None
+    ours: bool
+
+    def candidate_of(self, sandboxes: Mapping[str, SandboxDecl]) -> str:
+        """The sandbox this container is a candidate of (contract section 1: namespace, id and
+        name labels all the sandbox's), or ``""``."""
+        decl = sandboxes.get(self.key)
+        return self.key if decl is not None and self.ours and self.name == decl.name else ""
+
+
+def made_identity(action: str, target: str, args: Mapping[str, Any],
+                  source: Identity | None, sandboxes: Mapping[str, SandboxDecl]) -> Identity:
+    """The identity labels of the container a ``create``, ``run`` or ``clone`` step makes:
+    the sandbox's own (``create``, ``run``: ``namespace:`` another namespace), or the source's
+    (``clone``), then the step's ``labels:`` edits (a value sets the label, null drops it;
+    ``sandbox-id`` names a declared sandbox, whose id it writes)."""
+    if action == "clone":
+        base = source if source is not None else Identity("", None, True)
+    else:
+        decl = sandboxes.get(target)
+        base = Identity(target, decl.name if decl is not None else None,
+                        action == "create" or "namespace" not in args)
+    edits = args.get("labels") or {}
+    key, name = base.key, base.name
+    if "sandbox-id" in edits:
+        key = edits["sandbox-id"] or ""
+    if "sandbox-name" in edits:
+        name = edits["sandbox-name"]
+    return Identity(key, name, base.ours)

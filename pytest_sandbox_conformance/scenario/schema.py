@@ -11,7 +11,9 @@ __all__ = [
     "OUTCOMES",
     "CAPABILITIES",
     "MARKS",
+    "FOREIGN_JOURNALS",
     "MAX_FAULT_TIMES",
+    "MAX_REPEAT",
     "MAX_GAP_TOKENS",
     "MAX_STEPS",
     "PROFILES",
@@ -79,6 +81,18 @@ MAX_STEPS = 100
 MAX_GAP_TOKENS = 20
 #: The most calls one engine or journal fault may fail (a run makes a few dozen calls).
 MAX_FAULT_TIMES = 100
+#: The most observations one ``observe`` step makes (``repeat:``): a long quiet stretch, such
+#: as a minute and more of a 2 s poll.
+MAX_REPEAT = 200
+#: The journal faults that put a well-formed journal of someone else in the sandbox's file:
+#: its own record with one identity field changed (contract OWN-15: a journal is checked when
+#: loaded, its version, sandbox id, name and namespace; a foreign one fails closed). The name has
+#: no fault of its own: a restarted driver has nothing to check it against but the journal.
+FOREIGN_JOURNALS = {
+    "foreign-sandbox": "another sandbox's id",
+    "foreign-namespace": "another driver namespace",
+    "foreign-version": "a newer format version",
+}
 
 #: The contract's decision outcomes (``reference_driver.decision.Outcome``): what ``reaches:``
 #: may name, what the oracle says of each sandbox after each observation.
@@ -169,7 +183,8 @@ SCENARIO_SCHEMA = {
                 "additionalProperties": False,
                 "required": ["name"],
                 "properties": {
-                    "name": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]*$"},
+                    # Any name a person types: the driver sanitises it into the canonical name.
+                    "name": {"type": "string", "pattern": r"^[^\x00-\x1f\x7f]{1,63}$"},
                     "gpu": {"type": "boolean"},
                     "durable": _DURABLE,
                 },
@@ -208,7 +223,19 @@ def _step(action: str, value: dict, required: tuple[str, ...] = (), **extra: dic
 _TIMES = {"type": "integer", "minimum": 1, "maximum": MAX_FAULT_TIMES}
 
 
-_GENERATION = {"enum": ["keep", "wrong", "missing"]}
+_GENERATION = {"enum": ["keep", "wrong", "missing", "empty", "truncated"]}
+#: ``labels:`` of ``clone`` and ``run``: identity labels set (a string) or dropped (null).
+_LABEL_EDITS = {
+    "type": "object", "additionalProperties": False, "minProperties": 1,
+    "properties": {
+        "managed-by": {"type": ["string", "null"]},
+        "sandbox-name": {"oneOf": [{"type": "null"},
+                                   {"type": "string", "pattern": r"^[^\x00-\x1f\x7f]{1,63}$"}]},
+        "sandbox-id": {"oneOf": [{"type": "null"}, _SANDBOX_KEY]},
+    },
+}
+#: ``fails: start``: the engine refuses to start the container (its executable is missing).
+_FAILS = {"enum": ["start"]}
 _GPU_STYLE = {"enum": ["gpus", "cdi", "runtime"]}
 
 #: One schema per story action. Every step is a mapping with exactly one action key.
@@ -216,7 +243,8 @@ STEP_SCHEMAS = {
     "create": _step("create", _SANDBOX_KEY, **{"as": _NAME}),
     "delete": _step("delete", _SANDBOX_KEY, expect_removed={"type": "boolean"}),
     "restart": _step("restart", {"const": True}),
-    "observe": _step("observe", {"enum": ["newest", "oldest"]}),
+    "observe": _step("observe", {"enum": ["newest", "oldest"]},
+                     repeat={"type": "integer", "minimum": 1, "maximum": MAX_REPEAT}),
     "supervisor": _step("supervisor", _SANDBOX_KEY, connected={"type": "boolean"}),
     "stop": _step("stop", _NAME),
     "start": _step("start", _NAME),
@@ -226,15 +254,17 @@ STEP_SCHEMAS = {
     "set_state": _step("set_state", _NAME, ("state",), state=_STATE),
     "clone": _step("clone", _NAME, **{"as": _NAME, "name": _CONTAINER_NAME,
                                        "generation": _GENERATION, "gpu": _GPU_STYLE,
+                                       "labels": _LABEL_EDITS, "fails": _FAILS,
                                        "state": {"enum": ["running", "created", "exited"]}}),
     "run": _step("run", _SANDBOX_KEY, **{"as": _NAME, "name": _CONTAINER_NAME,
                                           "generation": _GENERATION, "gpu": _GPU_STYLE,
+                                          "labels": _LABEL_EDITS, "fails": _FAILS,
                                           "namespace": {"type": "string", "minLength": 1},
                                           "state": {"enum": ["running", "created", "exited"]}}),
     "engine_fault": _step("engine_fault", {"enum": ["list", "create", "remove"]},
                           times=_TIMES),
     "journal_fault": _step("journal_fault", {"enum": ["write-fail", "crash", "corrupt",
-                                                           "power-loss"]},
+                                                           "power-loss", *FOREIGN_JOURNALS]},
                            sandbox=_SANDBOX_KEY,
                            at={"enum": ["open-temp", "write-partial", "fsync-temp", "rename",
                                         "fsync-dir"]},
