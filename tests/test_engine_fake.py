@@ -35,6 +35,8 @@ from pytest_sandbox_conformance.engines.base import (
     EngineError,
     EngineInvalid,
     EngineNotFound,
+    EngineUnavailable,
+    MISSING_EXECUTABLE,
     valid_container_name,
 )
 from pytest_sandbox_conformance.engines.fake import EMPTY_ID, FakeEngine, ids_of, order_first
@@ -487,6 +489,16 @@ def test_start_runs_a_created_container(engine, spec):
     cid = engine.create(spec())
     engine.start(cid)
     assert engine.inspect(cid).state == "running"
+
+
+def test_start_of_an_executable_no_image_holds_is_refused_and_leaves_it_created(engine, spec):
+    # A scenario's ``fails: start`` (a docker run whose container cannot start), on every engine.
+    cid = engine.create(spec(entrypoint=(MISSING_EXECUTABLE,), command=()))
+    with pytest.raises(EngineError) as err:
+        engine.start(cid)
+    assert not isinstance(err.value, EngineUnavailable), err.value
+    assert "no such file or directory" in str(err.value).lower() or "not found" in str(err.value)
+    assert engine.inspect(cid).state in ("created", "exited")  # Podman may call it exited
 
 
 def test_start_of_a_running_container_does_nothing(engine, spec):

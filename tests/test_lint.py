@@ -216,6 +216,31 @@ A = "  - create: s1\n    as: A\n"
     (A + "  - remove: A\n  - delete: s1\n    expect_removed: true\n", "expect: {}",
      "story[2].expect_removed: expect_removed: true, but the delete finds no container"),
     ("  - supervisor: s1\n" + A, "expect: {}", "story[0].supervisor: sandbox s1 is not created"),
+    # the language of issue 10, item 5: label edits, fails: start, repeat, foreign journals
+    (A + "  - run: s1\n    as: C\n    name: box-copy\n    labels: {sandbox-id: nope}\n",
+     "expect: {}", "story[1].labels.sandbox-id: unknown sandbox 'nope': sandbox-id writes the id "
+                   "of a declared sandbox"),
+    (A + "  - run: s1\n    as: C\n    name: box-copy\n    labels: {generation: x}\n",
+     "expect: {}", "story[1].labels"),
+    (A + "  - run: s1\n    as: C\n    name: box-copy\n    fails: start\n    state: exited\n",
+     "expect: {}", "story[1].state: fails: start leaves the container created"),
+    (A + "  - run: s1\n    as: C\n    name: box-copy\n    labels: {sandbox-id: null}\n"
+         "  - rename: C\n    to: canonical\n", "expect: {}",
+     "story[2].to: 'canonical' is relative to a sandbox's canonical name, but this container "
+     "carries no declared sandbox's sandbox-id label"),
+    (A + "  - run: s1\n    as: C\n    name: box-copy\n    labels: {sandbox-name: web}\n",
+     "expect:\n  sandboxes:\n    s1: {instance: C}",
+     "expect.sandboxes.s1.instance: C carries the sandbox-name label 'web': it can never be "
+     "sandbox s1's instance"),
+    (A + "  - observe: newest\n    repeat: 500\n", "expect: {}", "story[1].repeat"),
+    (A + "  - engine_fault: list\n    times: 2\n  - observe: newest\n    repeat: 2\n"
+         "  - delete: s1\n", "expect: {}", "NO ERROR"),
+    (A + "  - journal_fault: foreign-namespace\n", "expect: {}",
+     "story[1]: journal_fault: foreign-namespace needs a 'sandbox'"),
+    ("  - journal_fault: foreign-version\n    sandbox: s1\n" + A, "expect: {}",
+     "story[0].sandbox: sandbox s1 has no journal to replace here (it is not created yet)"),
+    (A + "  - journal_fault: foreign-sandbox\n    sandbox: s1\n  - restart: true\n",
+     "expect:\n  sandboxes:\n    s1: {instance: null}", "NO ERROR"),
     (A, "expect: {}\nschedules:\n  s:\n    after: {99: [observe]}",
      "schedules.s.after[99]: no step 99: use a step number (1..1)"),
     (A, "expect: {}\nschedules:\n  s:\n    after: {1: [" + ", ".join(["observe"] * 30) + "]}",
@@ -223,6 +248,9 @@ A = "  - create: s1\n    as: A\n"
 ])
 def test_lint_refuses_what_would_crash_or_fail_a_correct_driver(story, expect, expected):
     errors = errors_of(scenario(story, expect))
+    if expected == "NO ERROR":  # the counterpart of a refusal above: what the file may say
+        assert errors == []
+        return
     assert any(expected in e for e in errors), errors
     assert all(e.startswith("f.yaml:") and e.split(":")[1].isdigit() for e in errors), errors
 

@@ -54,7 +54,8 @@ from reference_driver.naming import canonical_name
 
 from ..scenario.loader import load_text
 from ..scenario.meaning import CANONICAL_PLACEHOLDER
-from ..scenario.model import Scenario
+from ..scenario.model import SandboxDecl, Scenario, made_identity
+from ..scenario.schema import FOREIGN_JOURNALS
 from .schedule import Schedule
 
 __all__ = ["BATCH", "GENERATED_REQUIREMENTS", "MAX_MOVES", "Batch", "Story", "batches",
@@ -65,6 +66,8 @@ MAX_MOVES = 12
 #: The sandboxes a story may declare: key -> name. ``s1`` is always created; ``s2`` is created,
 #: or declared only (its containers are then a sandbox the driver does not track).
 SANDBOXES = {"s1": "box", "s2": "cup"}
+#: Now and then ``s1`` has a name a person types, which the canonical name sanitises.
+TYPED_NAME = "GPU Box"
 #: What a generated scenario's own expectations (``story_expect``) check, besides the
 #: contract's checks of every observation: bound containers are left alone but on delete
 #: (OWN-3, OWN-14), what is tracked and deleted (OWN-10), convergence (OWN-20).
@@ -78,6 +81,14 @@ NEAR_MISSES = (
     CANONICAL_PLACEHOLDER + "-old",
     CANONICAL_PLACEHOLDER + "-nemoclaw-gpu-backup-1760000000000-1",
 )
+#: Backup names of the handoff shape other than ``backup`` (13 digits): a tool that stamps
+#: seconds (10 digits).
+OTHER_BACKUPS = (CANONICAL_PLACEHOLDER + "-nemoclaw-gpu-backup-1760000000",)
+#: ``labels:`` edits of a hand-made copy: without ``managed-by`` or with another value (still a
+#: candidate), another or no ``sandbox-name`` (none).
+LABEL_EDITS = ({"managed-by": None}, {"managed-by": "compose"}, {"sandbox-name": "web"},
+               {"sandbox-name": None})
+GENERATIONS = ("keep", "wrong", "missing", "empty", "truncated")
 #: Docker Compose's temporary name while it recreates a service's container.
 COMPOSE_TEMP = "3f2a9b1c0d4e_" + CANONICAL_PLACEHOLDER
 GPU_CAPABILITIES = {"cdi": "gpu-cdi", "gpus": "gpu-gpus", "runtime": "gpu-runtime"}
@@ -102,7 +113,8 @@ class Story:
 
     @property
     def observations(self) -> int:
-        return self.schedule.observations + sum(1 for s in self.steps if "observe" in s)
+        return self.schedule.observations + sum(s.get("repeat", 1) for s in self.steps
+                                                if "observe" in s)
 
     @property
     def restarts(self) -> int:
@@ -178,10 +190,21 @@ class _Model:
         self.boxes.append(b)
         self.created.add(key)
 
+    def decls(self) -> dict[str, SandboxDecl]:
+        return {k: SandboxDecl(k, n) for k, n in self.names.items()}
+
     def make(self, action: str, target: str, key: str, name: str, *, ours: bool = True,
-             **args: Any) -> _Box:
-        b = _Box(self.binding(), key, ours, self.resolve(name, key),
-                 args.get("state", "running"))
+             source: _Box | None = None, **args: Any) -> _Box:
+        """A ``run`` or ``clone`` step; the new box's key is its sandbox-id label's sandbox
+        (what its names are relative to), ``ours`` whether it is that sandbox's candidate."""
+        state = "created" if args.get("fails") else args.get("state", "running")
+        b = _Box(self.binding(), key, ours, self.resolve(name, key), state)
+        if args.get("labels"):
+            src = None if source is None else made_identity(
+                "run", source.key, {} if source.ours else {"namespace": "x"}, None,
+                self.decls())
+            ident = made_identity(action, target, args, src, self.decls())
+            b.key, b.ours = ident.key, bool(ident.candidate_of(self.decls()))
         step: dict[str, Any] = {action: target, "as": b.binding}
         if name != "canonical":
             step["name"] = name
@@ -231,14 +254,19 @@ def _gpu_swap(draw, m: _Model) -> str:
     """NemoClaw's Docker GPU patch on a running sandbox, and how it ends."""
     a = draw(st.sampled_from(m.holders("running")))
     m.stop(a)
-    m.rename(a, "backup")
-    ending = draw(st.sampled_from(["commit", "rollback", "keep", "clone-fails"]))
+    backup = draw(st.sampled_from(("backup",) * 3 + OTHER_BACKUPS))
+    if backup != "backup" and not m.free(m.resolve(backup, a.key)):
+        backup = "backup"
+    m.rename(a, backup)
+    ending = draw(st.sampled_from(["commit", "rollback", "keep", "clone-fails",
+                                   "clone-cannot-start"]))
     b = m.make("clone", a.binding, a.key, "canonical", gpu=_gpu_style(draw, m),
                state="exited" if ending == "clone-fails" else "running",
-               generation=draw(st.sampled_from(["keep", "wrong", "missing"])))
+               fails="start" if ending == "clone-cannot-start" else None,
+               generation=draw(st.sampled_from(GENERATIONS)))
     if ending == "commit":
         m.remove(a)
-    elif ending in ("rollback", "clone-fails"):
+    elif ending in ("rollback", "clone-fails", "clone-cannot-start"):
         if ending == "rollback" and draw(st.booleans()):
             m.stop(b)
         m.remove(b)
@@ -289,11 +317,16 @@ def _run_copy(draw, m: _Model) -> str:
     if not m.free(m.resolve(name, key)):
         return ""
     other_ns = draw(st.integers(0, 7)) == 0
+    edits = None if other_ns or draw(st.integers(0, 2)) else draw(st.sampled_from(LABEL_EDITS))
+    fails = draw(st.integers(0, 9)) == 0
     m.make("run", key, key, name, ours=not other_ns,
-           generation=draw(st.sampled_from(["keep", "wrong", "missing"])),
-           state=draw(st.sampled_from(["running", "exited", "created"])),
-           namespace="someone-else" if other_ns else None)
-    return "docker-run-copy" + ("/other-namespace" if other_ns else "")
+           generation=draw(st.sampled_from(GENERATIONS)),
+           state=None if fails else draw(st.sampled_from(["running", "exited", "created"])),
+           namespace="someone-else" if other_ns else None, labels=edits,
+           fails="start" if fails else None)
+    return ("docker-run-copy" + ("/other-namespace" if other_ns else "")
+            + ("/labels:" + ",".join(sorted(edits)) if edits else "")
+            + ("/cannot-start" if fails else ""))
 
 
 def _label_copy(draw, m: _Model) -> str:
@@ -303,7 +336,7 @@ def _label_copy(draw, m: _Model) -> str:
     if not m.free(m.resolve(name, a.key)):
         return ""
     m.make("clone", a.binding, a.key, name, ours=a.ours,
-           generation=draw(st.sampled_from(["wrong", "missing"])),
+           generation=draw(st.sampled_from(GENERATIONS[1:])),
            state=draw(st.sampled_from(["running", "exited"])))
     return "label-edit"
 
@@ -383,9 +416,14 @@ def _supervisor(draw, m: _Model) -> str:
 
 
 def _observe(draw, m: _Model) -> str:
+    """An observation of the story, now and then a long quiet stretch of them (``repeat:``:
+    8 to 40, over a minute of a 2 s poll)."""
     orders = ["newest", "oldest"] if "list-order" in m.caps else ["newest"]
-    m.add({"observe": draw(st.sampled_from(orders))})
-    return "observe"
+    step: dict[str, Any] = {"observe": draw(st.sampled_from(orders))}
+    if draw(st.integers(0, 3)) == 0:
+        step["repeat"] = draw(st.integers(8, 40))
+    m.add(step)
+    return "observe" + ("/quiet" if "repeat" in step else "")
 
 
 def _journal_fault(draw, m: _Model) -> str:
@@ -396,16 +434,25 @@ def _journal_fault(draw, m: _Model) -> str:
         kinds.append("crash")
     tracked = sorted(k for k in m.names if m.tracked(k))
     if "restart" in m.caps and tracked:
-        kinds.append("corrupt")
+        kinds += ["corrupt", *FOREIGN_JOURNALS]
+    if "power-loss" in m.caps:
+        kinds.append("power-loss")
     kind = draw(st.sampled_from(kinds))
     if kind == "write-fail":
         m.add({"journal_fault": "write-fail", **({"times": 2} if draw(st.booleans()) else {})})
     elif kind == "crash":
         m.add({"journal_fault": "crash", "at": draw(st.sampled_from(CRASH_POINTS))})
+    elif kind == "power-loss":
+        at = draw(st.sampled_from((None,) + CRASH_POINTS)) if m.journal is None else None
+        m.add({"journal_fault": "power-loss", **({"at": at} if at else {})})
+        if not at:
+            return "journal/power-loss"
+        m.journal = "crash"  # armed like a crash: it meets the driver's next write
+        return "journal/power-loss-at-write"
     else:
-        m.add({"journal_fault": "corrupt", "sandbox": draw(st.sampled_from(tracked))})
+        m.add({"journal_fault": kind, "sandbox": draw(st.sampled_from(tracked))})
         m.add({"restart": True})
-        return "journal/corrupt"
+        return f"journal/{kind}"
     m.journal = kind
     return f"journal/{kind}"
 
@@ -472,6 +519,8 @@ def stories(draw, capabilities: frozenset[str] = frozenset()) -> Story:
     caps = frozenset(capabilities)
     two = draw(st.booleans())
     names = dict(SANDBOXES) if two else {"s1": SANDBOXES["s1"]}
+    if draw(st.integers(0, 5)) == 0:
+        names["s1"] = TYPED_NAME
     gpu = "gpu" in caps and draw(st.integers(0, 4)) == 0
     m = _Model(caps, names)
     m.create("s1")
@@ -494,28 +543,26 @@ def story_expect(story: Story) -> dict[str, Any]:
     """What the story itself decides, whatever the driver: the bound containers left (a
     correct driver removes containers only on delete), the sandboxes deleted (each must have
     had its Deleted event), and which sandboxes are tracked at the end."""
+    decls = {k: SandboxDecl(k, n) for k, n, _ in story.sandboxes}
     alive: dict[str, bool] = {}
-    keys: dict[str, tuple[str, bool]] = {}
+    whose: dict[str, Any] = {}   # binding -> its Identity
     deleted: list[str] = []
     created: list[str] = []
     for step in story.steps:
         action = next(iter(step))
         if action in ("create", "clone", "run"):
             src = step[action]
-            source = keys.get(src, ("", True))  # an unbound source: the loader refuses it
-            key = src if action != "clone" else source[0]
-            ours = "namespace" not in step and (action != "clone" or source[1])
-            keys[step["as"]] = (key, ours)
+            whose[step["as"]] = made_identity(action, src, step, whose.get(src), decls)
             alive[step["as"]] = True
             if action == "create":
-                created.append(key)
+                created.append(src)
         elif action == "remove":
             alive[step["remove"]] = False
         elif action == "delete":
             key = step["delete"]
             deleted.append(key)
-            for b, (k, ours) in keys.items():
-                if k == key and ours:
+            for b, ident in whose.items():
+                if ident.candidate_of(decls) == key:
                     alive[b] = False
     sandboxes = {k: {"tracked": k in created and k not in deleted}
                  for k, _, _ in story.sandboxes}
