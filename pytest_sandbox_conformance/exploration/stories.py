@@ -8,21 +8,24 @@ created, then *moves* follow, each the steps one real actor takes:
   and a GPU request under the canonical name; now and then a tool that changes or drops the
   generation label on the way) and how it ends: the backup removed, kept, or the
   rollback (the clone removed, the backup renamed back and started), also after a clone that
-  fails (``state: exited``);
+  exits (``state: exited``) or cannot start (``fails: start``); a backup stamped in seconds;
 * Docker Compose's recreate (a clone under a temporary ``<hash>_<canonical>`` name, the old
   container stopped and removed, the new one renamed);
 * Watchtower's stop, remove and re-create (``run`` with the same labels, or a clone made first);
-* a person's ``docker run --label ...`` copy (any name, a kept, wrong or missing generation,
-  running, created or exited, sometimes in another namespace), and a copy of a sandbox the
-  driver does not track;
+* a person's ``docker run --label ...`` copy (any name, a kept, wrong, missing, empty or
+  truncated generation, running, created, exited or unable to start, sometimes in another
+  namespace, sometimes without ``managed-by`` or with another ``sandbox-name``), and a copy of a
+  sandbox the driver does not track;
 * ``docker rm -f``, ``docker restart``, a container that exits, is killed, dies, pauses or
   restarts on its own, one started again, a copy with its generation label changed or dropped;
 * near-miss names (``{canonical}-nemoclaw-gpu-backup-`` with an empty or another suffix,
   another tool's ``{canonical}-backup-<digits>``, ``{canonical}-old``) and renames back;
 * driver restarts anywhere (a story step, or ``R`` in a gap: right after an adoption, after a
   delete, after the last step), deletes, supervisor (dis)connects, list faults, journal faults
-  (a failed write, a crash at any point, a corrupt journal then a restart) and long quiet
-  stretches (a gap of 8 to 20 observations).
+  (a failed write, a crash at any point, a corrupt or foreign journal then a restart, a power
+  loss) and long quiet stretches (a gap of 8 to 20 observations, an ``observe`` step with
+  ``repeat:`` 8 to 40);
+* a sandbox name that the canonical name sanitises (``GPU Box``).
 
 Only what the driver and the engine offer is drawn (``capabilities``): no ``R`` and no
 ``restart`` without ``restart``, no ``o`` without ``list-order``, no ``set_state`` without
