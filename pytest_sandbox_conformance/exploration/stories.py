@@ -56,7 +56,7 @@ from hypothesis import strategies as st
 from reference_driver.naming import canonical_name
 
 from ..scenario.loader import load_text
-from ..scenario.meaning import CANONICAL_PLACEHOLDER
+from ..scenario.names import CANONICAL_PLACEHOLDER, resolve
 from ..scenario.model import SandboxDecl, Scenario, made_identity
 from ..scenario.schema import FOREIGN_JOURNALS
 from .schedule import Schedule
@@ -156,11 +156,8 @@ class _Model:
         return canonical_name(self.names[key], key)
 
     def resolve(self, expr: str, key: str) -> str:
-        if expr == "canonical":
-            return self.canonical(key)
-        if expr == "backup":
-            return f"{self.canonical(key)}-nemoclaw-gpu-backup-{len(self.steps)}"
-        return expr.replace(CANONICAL_PLACEHOLDER, self.canonical(key))
+        """The name ``expr`` means at the next step (the one about to be added)."""
+        return resolve(expr, self.canonical(key), len(self.steps))
 
     def free(self, name: str) -> bool:
         return not any(b.alive and b.name == name for b in self.boxes)

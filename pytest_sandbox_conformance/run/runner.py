@@ -56,7 +56,6 @@ from .observing import Observer
 from .oracle import Oracle
 from .state_audit import audit_state_folder
 from .steps import (  # noqa: F401  (re-exported: the steps' constants were defined here)
-    BACKUP_EPOCH_MS,
     GPU_STYLES,
     RUN_COMMAND,
     WRONG_GENERATION,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from reference_driver.naming import backup_name, canonical_name
+from reference_driver.naming import canonical_name
 
 from ..api import SandboxSpec
 from ..engines.base import (
@@ -30,7 +30,7 @@ from ..engines.base import (
     ids_match,
 )
 from ..engines.clone import clone_spec
-from ..scenario.meaning import CANONICAL_PLACEHOLDER
+from ..scenario.names import is_relative, resolve
 from ..scenario.model import Step
 from .checks import Failure
 from .failure import StoryError
@@ -40,8 +40,6 @@ from .observing import _short
 if TYPE_CHECKING:
     from .runner import _Run
 
-#: The fixed "milliseconds" of backup names, plus the step index, so names are reproducible.
-BACKUP_EPOCH_MS = 1_760_000_000_000
 #: What the containers of ``run`` steps execute (images made by ``docker import`` have none).
 RUN_COMMAND = ("sleep", "2147483647")
 #: A generation value no driver ever makes.
@@ -258,17 +256,14 @@ class Steps:
         return next((k for k, v in self.run.sandbox_ids.items() if v == sid), "")
 
     def resolve_name(self, expr: str, key: str, index: int) -> str:
-        if not key:
+        """The container name ``expr`` means (``scenario/names.py``) for sandbox ``key``'s
+        container as the driver named it; a literal name gets the run's suffix (a relative one
+        is unique per run already: the canonical name holds the run's sandbox id)."""
+        if not key or not is_relative(expr):
             return expr + self.run.name_suffix
         canonical = self.canonical.get(key) or canonical_name(self.run.sc.sandboxes[key].name,
                                                               self.run.sandbox_ids[key])
-        if expr == "canonical":
-            return canonical
-        if expr == "backup":
-            return backup_name(canonical, BACKUP_EPOCH_MS + index)
-        if CANONICAL_PLACEHOLDER in expr:  # relative to the canonical name, unique per run already
-            return expr.replace(CANONICAL_PLACEHOLDER, canonical)
-        return expr + self.run.name_suffix
+        return resolve(expr, canonical, index)
 
     def run_container(self, step: Step) -> None:
         """``run``: ``docker run`` by hand, with the sandbox's identity labels (and the

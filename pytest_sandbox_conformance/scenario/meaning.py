@@ -32,15 +32,11 @@ from reference_driver.naming import canonical_name
 
 from ..engines.base import ACTIVE_STATES, valid_container_name
 from .model import Expect, Identity, Scenario, Step, made_identity
+from .names import CANONICAL_PLACEHOLDER, is_relative, resolve
 from .schema import FOREIGN_JOURNALS
 
 __all__ = ["CANONICAL_PLACEHOLDER", "FAULT_TARGETS", "check_meaning"]
 
-#: In a literal name expression, the sandbox's canonical name (``{canonical}-old``): a name
-#: relative to the canonical one, so that a near-miss is the same on every engine (a live run
-#: adds a suffix to sandbox ids, and so to canonical names). Braces are never part of a valid
-#: container name, so no literal name meant anything else before.
-CANONICAL_PLACEHOLDER = "{canonical}"
 
 #: Which later steps an armed fault would hit, by fault: a fault is *armed* by its step and hits
 #: the next calls of its operation, whoever makes them. ``list`` faults are consumed one per
@@ -109,11 +105,7 @@ class _Story:
     def resolve(self, expr: str, key: str, step: Step) -> str:
         if not key:  # no declared sandbox's id label: only literal names mean something
             return expr
-        if expr == "canonical":
-            return self.canonical(key)
-        if expr == "backup":
-            return f"{self.canonical(key)}-nemoclaw-gpu-backup-{step.index}"
-        return expr.replace(CANONICAL_PLACEHOLDER, self.canonical(key))
+        return resolve(expr, self.canonical(key), step.index)
 
     def holder(self, name: str) -> _Box | None:
         return next((b for b in self.boxes.values() if not b.gone and b.name == name), None)
@@ -341,8 +333,7 @@ class _Story:
     def relative_ok(self, expr: str, identity: Identity | None, path: tuple) -> bool:
         """A name relative to the canonical one needs a declared sandbox's id label to be
         relative to (the runner resolves it from the container's labels)."""
-        relative = expr in ("canonical", "backup") or CANONICAL_PLACEHOLDER in expr
-        if relative and identity is not None and not identity.key:
+        if is_relative(expr) and identity is not None and not identity.key:
             self.err(path, f"{expr!r} is relative to a sandbox's canonical name, but this "
                            "container carries no declared sandbox's sandbox-id label (its "
                            "labels: dropped or changed it); give a literal name")
