@@ -61,7 +61,7 @@ from ..scenario.model import SandboxDecl, Scenario, made_identity
 from ..scenario.schema import FOREIGN_JOURNALS
 from .schedule import Schedule
 
-__all__ = ["BATCH", "GENERATED_REQUIREMENTS", "MAX_MOVES", "Batch", "Story", "batches",
+__all__ = ["BATCH", "GENERATED_REQUIREMENTS", "MAX_MOVES", "SANDBOXES", "Batch", "Story", "batches",
            "scenario_of", "stories", "story_document", "story_expect"]
 
 #: The most moves after the creates (each is one to five steps).
@@ -203,7 +203,8 @@ class _Model:
             src = None if source is None else made_identity(
                 "run", source.key, {} if source.ours else {"namespace": "x"}, None,
                 self.decls())
-            ident = made_identity(action, target, args, src, self.decls())
+            given = {k: v for k, v in args.items() if v is not None}
+            ident = made_identity(action, target, given, src, self.decls())
             b.key, b.ours = ident.key, bool(ident.candidate_of(self.decls()))
         step: dict[str, Any] = {action: target, "as": b.binding}
         if name != "canonical":

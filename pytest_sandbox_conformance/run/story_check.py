@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 from ..exploration.schedule import Schedule
 from ..exploration.stories import (
     GENERATED_REQUIREMENTS,
+    SANDBOXES,
     Batch,
     Story,
     scenario_of,
@@ -170,7 +171,8 @@ def explore(batch: Batch, cfg: RunConfig, capabilities: frozenset[str], *,
 def _trim(story: Story, failure: ConformanceFailure, key: tuple[str, str], batch: Batch,
                cfg: RunConfig, out: BatchOutcome) -> tuple[Story, ConformanceFailure]:
     """After Hypothesis, a greedy pass: each step dropped (with its gap), then each gap
-    emptied, else its tokens dropped one at a time, each change kept where the story still
+    emptied, else its tokens dropped one at a time, then each ``observe`` step's ``repeat:``
+    cut (to 1, a quarter, a half, one less), each change kept where the story still
     loads and fails ``key`` (Hypothesis shrinks the choices that drew the story, and a shorter
     choice sequence can still hold a step nothing needs, or longer gaps). At most
     :data:`MAX_TRIM_PLAYS` plays."""
@@ -191,7 +193,8 @@ def _trim(story: Story, failure: ConformanceFailure, key: tuple[str, str], batch
     used = {str(v) for step in story.steps for v in step.values()}
     decls = tuple(d for d in story.sandboxes if d[0] in used)  # undeclare what no step names
     plain = tuple((k, n, False) for k, n, _ in decls)  # and a GPU sandbox nothing needs
-    for sandboxes in dict.fromkeys([decls, plain]):
+    named = tuple((k, SANDBOXES.get(k, n), g) for k, n, g in plain)  # and a name as typed
+    for sandboxes in dict.fromkeys([decls, plain, named]):
         if sandboxes != story.sandboxes:
             trial = Story(sandboxes, story.steps, story.gaps, story.moves)
             got = fails(trial)
@@ -223,6 +226,23 @@ def _trim(story: Story, failure: ConformanceFailure, key: tuple[str, str], batch
                 got = fails(trial)
                 if got is not None:
                     gaps[i], story, failure, changed = shorter, trial, got, True
+                    break
+    for i in range(len(story.steps)):  # then fewer observations in each quiet stretch
+        changed = True
+        while changed and story.steps[i].get("repeat", 1) > 1 and plays < MAX_TRIM_PLAYS:
+            changed = False
+            r = story.steps[i]["repeat"]
+            for fewer in sorted({1, r // 4, r // 2, r - 1} - {0}):
+                if plays >= MAX_TRIM_PLAYS:
+                    break
+                step = {k: v for k, v in story.steps[i].items() if k != "repeat"}
+                if fewer > 1:
+                    step["repeat"] = fewer
+                trial = Story(story.sandboxes, story.steps[:i] + (step,) + story.steps[i + 1:],
+                              story.gaps, story.moves)
+                got = fails(trial)
+                if got is not None:
+                    story, failure, changed = trial, got, True
                     break
     return story, failure
 
