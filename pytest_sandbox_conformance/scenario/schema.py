@@ -99,7 +99,7 @@ FOREIGN_JOURNALS = {
 OUTCOMES = ("authoritative", "record-intent", "adopt", "rollback", "invalidate", "pending",
             "missing", "conflict", "unresolved", "persist-failed")
 _NAME = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]*$"}
-_SANDBOX_KEY = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]*$"}
+_SANDBOX_KEY = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._:-]*$"}
 _CONTAINER_NAME = {"type": "string", "minLength": 1,
                    "description": "canonical, backup, or a literal container name"}
 _STATE = {"enum": ["created", "running", "exited", "dead", "paused", "restarting", "removing"]}
