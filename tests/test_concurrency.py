@@ -269,8 +269,12 @@ def test_ctrl_c_cancels_every_play_and_waits_for_their_cleanup(gaps, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         play_schedules(sc, schedules, _cfg(), workers=4, progress=progress)
     assert time.monotonic() - started < 5
-    assert sorted(plays.finished) == sorted(plays.started) and len(plays.started) == 4
-    assert set(plays.cancelled) == {1, 2, 3}
+    # Every play that started finished its cleanup; none beyond the first four (the workers)
+    # started; each but the quick first was cancelled. On a loaded machine the last worker may
+    # not have begun its play before the Ctrl-C: then it never does, which is right too.
+    assert sorted(plays.finished) == sorted(plays.started), (plays.started, plays.finished)
+    assert 0 in plays.started and set(plays.started) <= {0, 1, 2, 3}, plays.started
+    assert set(plays.cancelled) == set(plays.started) - {0}, (plays.started, plays.cancelled)
 
 
 class Client:
