@@ -232,6 +232,13 @@ A = "  - create: s1\n    as: A\n"
      "expect:\n  sandboxes:\n    s1: {instance: C}",
      "expect.sandboxes.s1.instance: C carries the sandbox-name label 'web': it can never be "
      "sandbox s1's instance"),
+    (A + "  - run: s1\n    as: C\n    name: box-copy\n    fails: start\n  - start: C\n",
+     "expect: {}", "story[2].start: container C was made with fails: start at step 2: its "
+                   "executable is missing"),
+    (A + "  - run: s1\n    as: C\n    name: box-copy\n    fails: start\n"
+         "  - clone: C\n    as: D\n    name: box-d\n", "expect: {}",
+     "story[2].clone: container C was made with fails: start: a clone copies its missing "
+     "executable"),
     (A + "  - observe: newest\n    repeat: 500\n", "expect: {}", "story[1].repeat"),
     (A + "  - engine_fault: list\n    times: 2\n  - observe: newest\n    repeat: 2\n"
          "  - delete: s1\n", "expect: {}", "NO ERROR"),

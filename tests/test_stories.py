@@ -24,10 +24,11 @@ from pytest_sandbox_conformance.run.runner import RunConfig, play
 from pytest_sandbox_conformance.run.story_check import explore, failure_key
 from pytest_sandbox_conformance.scenario import load_text
 from pytest_sandbox_conformance.scenario.render import pinned_after, render_scenario
+from pytest_sandbox_conformance.scenario.schema import with_derived
 
 import broken_drivers
 
-ALL = ENGINE_CAPABILITIES["fake"] | {"restart", "journal-faults", "gpu"}
+ALL = with_derived(ENGINE_CAPABILITIES["fake"] | {"restart", "journal-faults", "power-loss", "gpu"})
 FEW = frozenset()  # a driver with no capability, on an engine that orders nothing
 
 FAST = settings(max_examples=150, deadline=None, database=None,
@@ -41,6 +42,15 @@ def test_every_drawn_story_loads_clean(story: Story) -> None:
     sc = scenario_of(story)
     assert len(sc.story) == len(story.steps) == len(story.gaps)
     assert sc.requirements == GENERATED_REQUIREMENTS
+
+
+@FAST
+@given(stories(frozenset({"gpu", "gpu-gpus", "restart"})))
+def test_no_gpu_sandbox_on_an_engine_that_cannot_start_every_gpu_request(story: Story) -> None:
+    # A driver with GPU sandboxes on Docker without CDI or the nvidia runtime (CI's emulated
+    # GPU engine; a CPU host has no style at all): its own request may not start, which is the
+    # engine's doing, so the grammar declares no gpu: true sandbox there.
+    assert not any(gpu for _, _, gpu in story.sandboxes)
 
 
 @FAST

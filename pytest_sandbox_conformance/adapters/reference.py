@@ -19,6 +19,7 @@ from typing import Callable
 
 from reference_driver import ReferenceDriver
 from reference_driver.journal import FORMAT_VERSION, Journal
+from reference_driver.state import Record
 
 from ..api import Event, SandboxSpec, Snapshot
 from .base import DriverAdapter, DriverContext
@@ -35,10 +36,17 @@ FOREIGN_FIELDS = {
 }
 
 
-def foreign_journal(own: bytes, kind: str) -> bytes:
-    """The sandbox's journal ``own`` as another sandbox, name, namespace or format version would
-    have written it: well-formed, every other field kept."""
-    data = json.loads(own)
+def foreign_journal(own: bytes, kind: str, sandbox_id: str, namespace: str) -> bytes:
+    """The sandbox's journal ``own`` as another sandbox, namespace or format version would have
+    written it: well-formed, every other field kept. A journal that is no JSON object (torn by
+    an earlier ``corrupt``) is replaced by a well-formed record of the sandbox with no authority,
+    then changed the same way."""
+    try:
+        data = json.loads(own)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        data = json.loads(Journal.encode(Record(sandbox_id, "unknown", namespace)))
     field, change = FOREIGN_FIELDS[kind]
     data[field] = change(data.get(field))
     return json.dumps(data).encode()
@@ -111,7 +119,8 @@ class ReferenceAdapter(DriverAdapter):
             if kind == "corrupt":
                 data = b'{"version": 1, "sandbox_id": '  # torn JSON
             else:
-                data = foreign_journal(path.read_bytes(), kind)
+                data = foreign_journal(path.read_bytes(), kind, sandbox_id or "",
+                                       self.ctx.namespace)
             with open(path, "wb") as f:  # the file keeps its mode (0600)
                 f.write(data)
                 os.fsync(f.fileno())

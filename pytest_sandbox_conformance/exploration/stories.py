@@ -136,6 +136,7 @@ class _Box:
     name: str
     state: str
     alive: bool = True
+    cannot_start: bool = False   # made with fails: start (and clones of it)
 
 
 @dataclass
@@ -172,12 +173,18 @@ class _Model:
     def live(self, *states: str) -> list[_Box]:
         return [b for b in self.boxes if b.alive and (not states or b.state in states)]
 
+    def startable(self, *states: str) -> list[_Box]:
+        return [b for b in self.live(*states) if not b.cannot_start]
+
     def owned(self, *states: str) -> list[_Box]:
         """Live containers in the run's namespace of a tracked sandbox."""
         return [b for b in self.live(*states) if b.ours and self.tracked(b.key)]
 
     def holders(self, *states: str) -> list[_Box]:
-        return [b for b in self.owned(*states) if b.name == self.canonical(b.key)]
+        """The sandboxes' containers under their canonical names that can run (what the GPU
+        tool, Compose and Watchtower act on and clone)."""
+        return [b for b in self.owned(*states)
+                if b.name == self.canonical(b.key) and not b.cannot_start]
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -198,7 +205,8 @@ class _Model:
         """A ``run`` or ``clone`` step; the new box's key is its sandbox-id label's sandbox
         (what its names are relative to), ``ours`` whether it is that sandbox's candidate."""
         state = "created" if args.get("fails") else args.get("state", "running")
-        b = _Box(self.binding(), key, ours, self.resolve(name, key), state)
+        b = _Box(self.binding(), key, ours, self.resolve(name, key), state,
+                 cannot_start=bool(args.get("fails")) or bool(source and source.cannot_start))
         if args.get("labels"):
             src = None if source is None else made_identity(
                 "run", source.key, {} if source.ours else {"namespace": "x"}, None,
@@ -332,7 +340,7 @@ def _run_copy(draw, m: _Model) -> str:
 
 def _label_copy(draw, m: _Model) -> str:
     """A copy of a container (all its labels) with the generation label changed or dropped."""
-    a = draw(st.sampled_from(m.live()))
+    a = draw(st.sampled_from(m.startable()))
     name = draw(st.sampled_from(["canonical", CANONICAL_PLACEHOLDER + "-edited"]))
     if not m.free(m.resolve(name, a.key)):
         return ""
@@ -348,7 +356,8 @@ def _remove(draw, m: _Model) -> str:
 
 
 def _restart_container(draw, m: _Model) -> str:
-    b = draw(st.sampled_from(m.live("running", "exited", "created", "paused", "restarting")))
+    b = draw(st.sampled_from(m.startable("running", "exited", "created", "paused",
+                                         "restarting")))
     m.stop(b)
     m.start(b)
     return "docker-restart"
@@ -373,7 +382,7 @@ def _exits(draw, m: _Model) -> str:
 
 
 def _start_again(draw, m: _Model) -> str:
-    m.start(draw(st.sampled_from(m.live("exited", "created"))))
+    m.start(draw(st.sampled_from(m.startable("exited", "created"))))
     return "start"
 
 
@@ -473,12 +482,14 @@ def _applicable(m: _Model) -> list:
         moves += [_compose_recreate, _watchtower]
     moves.append(_run_copy)
     if m.live():
-        moves += [_remove, _label_copy, _near_miss]
-    if m.live("running", "exited", "created", "paused", "restarting"):
+        moves += [_remove, _near_miss]
+    if m.startable():
+        moves.append(_label_copy)
+    if m.startable("running", "exited", "created", "paused", "restarting"):
         moves.append(_restart_container)
     if m.live(*_ACTIVE):
         moves.append(_exits)
-    if m.live("exited", "created"):
+    if m.startable("exited", "created"):
         moves.append(_start_again)
     if any(b.name != m.canonical(b.key) and m.free(m.canonical(b.key)) for b in m.live()):
         moves.append(_rename_back)
@@ -522,7 +533,7 @@ def stories(draw, capabilities: frozenset[str] = frozenset()) -> Story:
     names = dict(SANDBOXES) if two else {"s1": SANDBOXES["s1"]}
     if draw(st.integers(0, 5)) == 0:
         names["s1"] = TYPED_NAME
-    gpu = "gpu" in caps and draw(st.integers(0, 4)) == 0
+    gpu = {"gpu", "gpu-host"} <= caps and draw(st.integers(0, 4)) == 0
     m = _Model(caps, names)
     m.create("s1")
     if two and draw(st.integers(0, 2)):

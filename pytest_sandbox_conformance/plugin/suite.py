@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..exploration.plan import Mode
-from ..scenario.schema import CAPABILITIES
+from ..scenario.schema import CAPABILITIES, with_derived
 from .driver_setup import (AUTO_CONCURRENCY, DEFAULT_STEP_TIMEOUT, concurrency, concurrency_kind,
                            driver_options, is_worker, load_driver, probe_driver, step_timeout)
 from .engine_setup import ENGINE_CAPABILITIES, engine_pool, start_live, state_base
@@ -67,7 +67,7 @@ class Suite:
             self.engine, self.live, self.swept = started.engine, started.live, started.swept
             self.gpu_styles, self.gpu_emulated = started.gpu_styles, started.gpu_emulated
             self.engine_caps = started.capabilities
-        self.capabilities = self.driver_caps | self.engine_caps
+        self.capabilities = with_derived(self.driver_caps | self.engine_caps)
         self.watch = EngineWatch(self.engine, settings.engine_timeout)
         self.state_folders = StateFolders(state_base(settings))
         #: What the end of a live session has to say (containers kept or left).

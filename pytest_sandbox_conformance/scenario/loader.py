@@ -206,7 +206,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError],
         elif action in ("clone", "run") and "gpu" in raw:
             needs.add(f"gpu-{raw['gpu']}")
     if any(s.gpu for s in sandboxes.values()):
-        needs.add("gpu")
+        needs |= {"gpu", "gpu-host"}  # the driver's own request must start, whatever its style
     if data.get("restart") == "anywhere":
         needs.add("restart")
 

@@ -70,6 +70,8 @@ class _Box:
     gone: str = ""    # how it went ("removed at step 3"), "" while it exists
     #: What its identity labels say (whose names ``canonical`` and ``backup`` refer to).
     identity: Identity | None = None
+    #: Made with ``fails: start``: its executable is missing, so no start ever succeeds.
+    cannot_start: bool = False
 
 
 @dataclass
@@ -279,6 +281,10 @@ class _Story:
         if b.state in ("paused", "dead", "removing"):
             self.err(path + ("start",), f"container {step.target} is {b.state}: the engine "
                                         f"refuses to start a {b.state} container")
+        elif b.cannot_start:
+            self.err(path + ("start",), f"container {step.target} was made with fails: start "
+                                        f"at step {b.made + 1}: its executable is missing, the "
+                                        "engine refuses every start of it")
         else:
             b.state = "running"
 
@@ -325,7 +331,14 @@ class _Story:
         src = self.box(step, path + ("clone",))
         if src is None:
             return
+        if src.cannot_start and step.args.get("fails") != "start" \
+                and step.args.get("state", "running") != "created":
+            self.err(path + ("clone",), f"container {step.target} was made with fails: start: "
+                                        "a clone copies its missing executable and cannot "
+                                        "start either (give fails: start or state: created)")
+            return
         self.make(step, path, src.identity, "the suite's own create of the clone")
+        self.boxes[step.binds].cannot_start |= src.cannot_start
 
     def do_run(self, step: Step, path: tuple) -> None:
         self.make(step, path, None, "the suite's own create of the container")
@@ -356,7 +369,8 @@ class _Story:
         identity = made_identity(step.action, step.target, step.args, source, self.sc.sandboxes)
         key = identity.candidate_of(self.sc.sandboxes)
         self.boxes[step.binds] = _Box(step.binds, key, bool(key), name, state, step.index,
-                                      True, identity=identity)
+                                      True, identity=identity,
+                                      cannot_start=step.args.get("fails") == "start")
 
 def _fault_advice(kind: str) -> str:
     if kind == "engine_fault:list":

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "OUTCOMES",
     "CAPABILITIES",
+    "GPU_STYLE_CAPABILITIES",
     "MARKS",
     "FOREIGN_JOURNALS",
     "MAX_FAULT_TIMES",
@@ -22,9 +23,11 @@ __all__ = [
     "SCENARIO_SCHEMA",
     "STEP_SCHEMAS",
     "WARNING_REASONS",
+    "with_derived",
 ]
 
 #: Every capability a scenario may need. A driver or engine that lacks one makes the scenario skip.
+#: ``gpu-host`` is no one's declaration: the suite derives it from the engine's ``gpu-*`` ones.
 CAPABILITIES = {
     "restart": "the driver can be restarted over its durable state (adapter.restart)",
     "journal-faults": "the driver lets the suite fail, crash or corrupt its journal writes",
@@ -37,8 +40,21 @@ CAPABILITIES = {
     "gpu-gpus": "the engine puts --gpus style device requests (capabilities [[gpu]]) in effect",
     "gpu-cdi": "the engine puts CDI device requests (nvidia.com/gpu=all) in effect",
     "gpu-runtime": "the engine has the nvidia runtime (--runtime nvidia)",
+    "gpu-host": "the engine puts every GPU request style in effect (--gpus, CDI and the nvidia "
+                "runtime), so that a driver's own GPU request starts whatever its style",
     "live": "real containers on a real engine",
 }
+#: The GPU request styles whose capabilities together make ``gpu-host``.
+GPU_STYLE_CAPABILITIES = frozenset({"gpu-gpus", "gpu-cdi", "gpu-runtime"})
+
+
+def with_derived(capabilities: frozenset[str]) -> frozenset[str]:
+    """``capabilities`` plus what follows from them (``gpu-host``)."""
+    if GPU_STYLE_CAPABILITIES <= capabilities:
+        return capabilities | {"gpu-host"}
+    return capabilities
+
+
 #: Marks a scenario may carry (registered with pytest by the plugin).
 MARKS = ("gpu", "live", "slow")
 #: Profiles: ``core`` decides conformance; ``extended`` is reported but does not.
