@@ -3,11 +3,14 @@
     python benchmarks/sensitivity.py                     # the catalog, exhaustive schedules
     python benchmarks/sensitivity.py --generate 200:1    # also generated stories (200, seed 1)
     python benchmarks/sensitivity.py --only no_dir_fsync # one driver
+    python benchmarks/sensitivity.py --set holdout       # the held-out set, same table
 
 For every driver of ``tests/sensitivity_drivers.py`` (invented before the suite's next checks and
-frozen since, see that module), runs the bundled catalog in an empty temporary folder::
+frozen since, see that module), or with ``--set holdout`` of
+``tests/sensitivity_drivers_holdout.py`` (the second frozen set, written after the catalog was
+extended against the first), runs the bundled catalog in an empty temporary folder::
 
-    python -m pytest --sandbox-driver=sensitivity_drivers:<name> --sandbox-schedules=exhaustive \
+    python -m pytest --sandbox-driver=<module>:<name> --sandbox-schedules=exhaustive \
         -n 2 --sandbox-report=<tmp>/report.json -p no:cacheprovider -q
 
 with ``PYTHONPATH=<repo>/tests:<repo>`` and the checkout's own catalog (``--sandbox-no-builtin
@@ -29,6 +32,7 @@ how many drivers are caught is a figure, not a check. ``docs/sensitivity.md`` re
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -41,6 +45,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
+#: ``--set``: the module of ``tests/`` holding the frozen set, and its name -> (class,
+#: requirements, category) table.
+SETS = {
+    "first": ("sensitivity_drivers", "SENSITIVITY"),
+    "holdout": ("sensitivity_drivers_holdout", "HOLDOUT"),
+}
 #: A run that takes longer than this is stopped and reported as such.
 TIMEOUT_S = 1800
 
@@ -134,17 +144,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--generate", metavar="N[:SEED]",
                     help="also run --sandbox-schedules=generate:N:SEED (SEED defaults to 0)")
+    ap.add_argument("--set", dest="driver_set", choices=sorted(SETS), default="first",
+                    help="which frozen set: first (tests/sensitivity_drivers.py, the default) "
+                         "or holdout (tests/sensitivity_drivers_holdout.py)")
     ap.add_argument("--only", metavar="NAME", action="append",
                     help="only this sensitivity driver (may be repeated)")
     ap.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (2)")
     args = ap.parse_args()
 
     sys.path[:0] = [str(TESTS), str(ROOT)]
-    import sensitivity_drivers
+    module_name, table_name = SETS[args.driver_set]
+    drivers = getattr(importlib.import_module(module_name), table_name)
 
-    names = list(sensitivity_drivers.SENSITIVITY)
+    names = list(drivers)
     if args.only:
-        unknown = [n for n in args.only if n not in sensitivity_drivers.SENSITIVITY]
+        unknown = [n for n in args.only if n not in drivers]
         if unknown:
             ap.error(f"no sensitivity driver named {', '.join(unknown)}; "
                      f"known: {', '.join(names)}")
@@ -173,8 +187,8 @@ def main() -> int:
     generated_runs = 0
     width = max(len(n) for n in names)
     for name in names:
-        _, requirements, category = sensitivity_drivers.SENSITIVITY[name]
-        spec = f"sensitivity_drivers:{name}"
+        _, requirements, category = drivers[name]
+        spec = f"{module_name}:{name}"
         catalog = run_catalog(spec, "exhaustive", args.workers)
         caught += catalog.caught
         own = bool(set(requirements) & set(catalog.requirements))
