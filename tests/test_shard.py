@@ -225,6 +225,20 @@ def test_merge_refuses_reports_of_different_runs(shards, pytester, capsys):
     assert "other.json: the suite's version is '9.9.9'" in err
 
 
+def test_a_shard_that_did_not_know_its_plan_makes_the_merge_incomplete(shards, pytester,
+                                                                        capsys):
+    assert shards[0]["plan_known"] is True and shards[1]["plan_known"] is True
+    unknown = dict(shards[1], plan_known=False)
+    assert merge(pytester, "s1.json", _write(pytester, "u.json", unknown)) != 3
+    merged = load(pytester, "merged.json")
+    assert merged["verdict"] == "incomplete" and merged["plan_known"] is False
+    # A report written before the field existed says so only in its reasons.
+    old = {k: v for k, v in unknown.items() if k != "plan_known"}
+    old["verdict_reasons"] = ["the plan of items is unknown"]
+    merge(pytester, "s1.json", _write(pytester, "old.json", old))
+    assert load(pytester, "merged.json")["verdict"] == "incomplete"
+
+
 def test_merge_refuses_missing_repeated_or_foreign_shards(shards, pytester, capsys):
     err = _refused(pytester, capsys, "s1.json")
     assert "shard(s) 2/2 missing: got 1/2 (" in err

@@ -137,6 +137,7 @@ def assemble(facts: Mapping[str, Any], items: Sequence[Mapping[str, Any]], *,
                            "deselected": sorted(shard["deselected"])}
     report.update(extra or {})
     report.update({
+        "plan_known": plan_known,
         "verdict": v.verdict,
         "verdict_reasons": list(v.reasons),
         "verdict_text": str(v),

@@ -138,8 +138,7 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str,
         raise MergeError(f"{len(unowned)} item(s) in no shard ({', '.join(unowned[:3])}"
                          f"{', ...' if len(unowned) > 3 else ''}): every report says another "
                          "shard has it (collected differently?)")
-    plan_known = not any("the plan of items is unknown" in r.get("verdict_reasons", ())
-                         for _, r in reports)
+    plan_known = all(_plan_known(r) for _, r in reports)
     facts = {k: first[k] for k in ("format", "suite", "driver", "engine", "gpu", "schedules",
                                    "catalog", "replay")}
     facts["generated"] = max(r.get("generated", "") for _, r in reports)
@@ -150,3 +149,12 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str,
                          "verdict": r.get("verdict_text", "")}
                         for name, r in sorted(reports, key=lambda nr: nr[1]["shard"]["index"])]}
     return assemble(facts, list(merged.values()), plan_known=plan_known, extra=extra)
+
+
+def _plan_known(report: Mapping[str, Any]) -> bool:
+    """Whether a shard knew its plan of items (``plan_known``; a report written before the
+    field existed says so only in its verdict's reasons)."""
+    if "plan_known" in report:
+        return bool(report["plan_known"])
+    return not any("the plan of items is unknown" in reason
+                   for reason in report.get("verdict_reasons", ()))
