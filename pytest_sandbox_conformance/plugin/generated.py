@@ -74,13 +74,10 @@ class GeneratedItem(ScenarioItem):
 
 def batch_command(suite, item: GeneratedItem) -> str:
     """The command that plays ``item``'s batch again (drawing, playing, shrinking)."""
-    from ..exploration.schedule import Schedule
-    from .replay import replay_command
+    from .replay import session_command
 
-    head = replay_command(suite.settings, item.scenario, Schedule(()))
-    head = head.rpartition(" '--sandbox-schedule=")[0]
     b = item.batch
-    return (f"{head} --sandbox-schedules=generate:{b.total}:{b.seed} "
+    return (f"{session_command(suite.settings)} --sandbox-schedules=generate:{b.total}:{b.seed} "
             f"-k {shlex.quote(item.name)}")
 
 

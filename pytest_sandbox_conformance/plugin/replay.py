@@ -23,10 +23,19 @@ from ..exploration.schedule import Schedule
 from ..scenario.model import Scenario
 from .options import DRIVER_OPTION_FLAGS, Settings
 
-__all__ = ["pythonpath_for", "replay_command"]
+__all__ = ["pythonpath_for", "replay_command", "session_command"]
 
 
 def replay_command(s: Settings, scenario: Scenario, schedule: Schedule) -> str:
+    """The one command that runs ``scenario`` under ``schedule`` again, from any folder."""
+    return (session_command(s)
+            + f" '--sandbox-schedule={scenario.id}@{schedule.name or schedule.id}'")
+
+
+def session_command(s: Settings) -> str:
+    """The pytest command line of a session like this one (driver, engine, scenario folders,
+    driver options), without what selects the items: :func:`replay_command` adds a schedule,
+    a generated batch's command its ``--sandbox-schedules=generate:...`` and ``-k``."""
     parts = [*pythonpath_for(s.driver), *_pytest(), "-p", "no:cacheprovider",
              f"--sandbox-driver={s.driver}", f"--sandbox-engine={s.engine}"]
     if s.engine_url:
@@ -46,8 +55,7 @@ def replay_command(s: Settings, scenario: Scenario, schedule: Schedule) -> str:
             parts.append(f"--sandbox-driver-option={key}={value}")
     if not s.builtin:
         parts.append("--sandbox-no-builtin")
-    line = " ".join(p if p.startswith("PYTHONPATH=") else shlex.quote(p) for p in parts)
-    return line + f" '--sandbox-schedule={scenario.id}@{schedule.name or schedule.id}'"
+    return " ".join(p if p.startswith("PYTHONPATH=") else shlex.quote(p) for p in parts)
 
 
 def _pytest() -> list[str]:
