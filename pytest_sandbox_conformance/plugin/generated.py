@@ -19,9 +19,9 @@ from typing import Iterator
 import pytest
 
 from ..exploration.stories import GENERATED_REQUIREMENTS, Batch, batches
-from ..reports.json_report import failure_to_json
 from ..scenario.model import Expect, Scenario
 from .collect import ScenarioItem, Session
+from .items import keep_failure
 
 __all__ = ["GENERATED_NODE", "GeneratedItem", "GeneratedStories", "play_generated"]
 
@@ -108,10 +108,4 @@ def play_generated(suite, item: GeneratedItem, cfg, progress=None) -> None:
         item.user_properties.append(("sandbox_stories_refused", str(out.refused)))
     if out.failure is None:
         return
-    failure = out.failure
-    broken = list(failure.requirements)
-    item.user_properties.append(("sandbox_failed_schedule", failure.schedule.id))
-    item.user_properties.append(("sandbox_broken", " ".join(broken)))
-    item.sandbox_failure = {**failure_to_json(failure, failed=1, total=out.played),
-                            "broken": broken}
-    item.sandbox_conformance_failure = failure
+    keep_failure(item, out.failure, list(out.failure.requirements), failed=1, total=out.played)

@@ -79,15 +79,21 @@ def play_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None 
         broken: list[str] = []
         for f in [smallest, *failures]:
             broken += [r for r in f.requirements if r not in broken]
-        item.user_properties.append(("sandbox_failed_schedule", smallest.schedule.id))
-        item.user_properties.append(("sandbox_broken", " ".join(broken)))
         if len(item.schedules) > 1:
             smallest.notes.append(f"({len(failures)} of {len(item.schedules)} schedules of "
                                   "this item failed; shown: the smallest)")
-        item.sandbox_failure = {**failure_to_json(smallest, failed=len(failures),
-                                                  total=len(item.schedules)),
-                                "broken": broken}
-        item.sandbox_conformance_failure = smallest
+        keep_failure(item, smallest, broken, failed=len(failures), total=len(item.schedules))
+
+
+def keep_failure(item, failure, broken: list[str], *, failed: int, total: int) -> None:
+    """What :func:`run_item` raises and the reports show of a failing item (a scenario's or a
+    generated batch's): the failure, its schedule and the requirements broken, ``failed`` of
+    ``total`` plays failing."""
+    item.user_properties.append(("sandbox_failed_schedule", failure.schedule.id))
+    item.user_properties.append(("sandbox_broken", " ".join(broken)))
+    item.sandbox_failure = {**failure_to_json(failure, failed=failed, total=total),
+                            "broken": broken}
+    item.sandbox_conformance_failure = failure
 
 
 def run_item(item) -> None:
