@@ -34,6 +34,7 @@ from reference_driver.journal import Journal
 from reference_driver.naming import canonical_name
 
 import sensitivity_drivers as sd
+import sensitivity_drivers_holdout as hd
 from helpers import KEYS, Harness, backup_first, has_gpu, replacement_first
 
 CONFLICT = "ContainerIdentityConflict"
@@ -149,30 +150,43 @@ def every_replaced_file_synced_first(events: list[tuple]) -> bool:
 # == the set itself ===============================================================================
 
 
-def test_the_set_is_complete_and_documented():
-    assert len(sd.SENSITIVITY) >= 28
-    assert sorted(sd.DRIVERS) == sorted(sd.SENSITIVITY)
-    per_category = {c: [n for n, (_, _, cat) in sd.SENSITIVITY.items() if cat == c]
-                    for c in sd.CATEGORIES}
-    assert all(len(names) >= 3 for names in per_category.values()), per_category
-    for name, (cls, requirements, category) in sd.SENSITIVITY.items():
+def check_set(table, drivers, stories: dict) -> None:
+    """A frozen set is complete and documented: each driver has a factory of its name, a
+    category, a docstring naming the requirements it breaks and where it differs, and a story
+    (``test_<name>`` in ``stories``, its test module's globals) that shows the bug."""
+    assert sorted(drivers) == sorted(table)
+    for name, (cls, requirements, category) in table.items():
         assert category in sd.CATEGORIES, name
         assert issubclass(cls, ReferenceDriver), name
-        assert re.fullmatch(r"[a-z0-9_]+", name) and sd.DRIVERS[name].__name__ == name
+        assert re.fullmatch(r"[a-z0-9_]+", name) and drivers[name].__name__ == name
         doc = cls.__doc__ or ""
         assert all(re.search(rf"\b{r}\b", doc) for r in requirements), (name, requirements)
         assert "Differs" in doc, f"{name}: say in which situation it differs"
-        assert f"test_{name}" in globals(), f"{name}: no story shows the bug"
+        assert f"test_{name}" in stories, f"{name}: no story shows the bug"
 
 
-@pytest.mark.parametrize("name", sorted(sd.SENSITIVITY))
-def test_factory_loads_and_runs(name, tmp_path):
-    factory = load_factory(f"sensitivity_drivers:{name}")
-    assert factory is sd.DRIVERS[name]
+def test_the_set_is_complete_and_documented():
+    assert len(sd.SENSITIVITY) >= 28
+    per_category = {c: [n for n, (_, _, cat) in sd.SENSITIVITY.items() if cat == c]
+                    for c in sd.CATEGORIES}
+    assert all(len(names) >= 3 for names in per_category.values()), per_category
+    check_set(sd.SENSITIVITY, sd.DRIVERS, globals())
+
+
+#: Every frozen set: its module (as ``--sandbox-driver`` names it), its table, its factories.
+SETS = {"sensitivity_drivers": (sd.SENSITIVITY, sd.DRIVERS),
+        "sensitivity_drivers_holdout": (hd.HOLDOUT, hd.DRIVERS)}
+
+
+@pytest.mark.parametrize("module, name", [(m, n) for m, (t, _) in SETS.items() for n in sorted(t)])
+def test_factory_loads_and_runs(module, name, tmp_path):
+    table, drivers = SETS[module]
+    factory = load_factory(f"{module}:{name}")
+    assert factory is drivers[name]
     ctx = DriverContext(FakeEngine(), tmp_path / "state", "ns", "sbx-busybox:local")
-    adapter = check_adapter(factory(ctx), f"sensitivity_drivers:{name}")
+    adapter = check_adapter(factory(ctx), f"{module}:{name}")
     assert adapter.name == name
-    assert type(adapter.driver) is sd.SENSITIVITY[name][0]
+    assert type(adapter.driver) is table[name][0]
     snap = adapter.create(SandboxSpec("sbx-1", "box"))
     adapter.observe()
     assert adapter.snapshot("sbx-1").instance_id == snap.instance_id

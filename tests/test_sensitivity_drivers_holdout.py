@@ -22,7 +22,8 @@ from reference_driver import ReferenceDriver
 
 import sensitivity_drivers_holdout as hd
 from helpers import KEYS, Harness, first
-from test_sensitivity_drivers import adopted_with_backup_kept, both, created, overlap, reading
+from test_sensitivity_drivers import (adopted_with_backup_kept, both, check_set, created, overlap,
+                                     reading)
 
 CONFLICT = "ContainerIdentityConflict"
 PENDING = "ContainerReplacementPending"
@@ -62,34 +63,10 @@ def test_the_set_is_complete_and_documented():
     import sensitivity_drivers as sd
 
     assert 10 <= len(hd.HOLDOUT) <= 12
-    assert sorted(hd.DRIVERS) == sorted(hd.HOLDOUT)
     assert not set(hd.HOLDOUT) & set(sd.SENSITIVITY)
     assert not {cls for cls, _, _ in hd.HOLDOUT.values()} & {
         cls for cls, _, _ in sd.SENSITIVITY.values()}
-    for name, (cls, requirements, category) in hd.HOLDOUT.items():
-        assert category in hd.CATEGORIES, name
-        assert issubclass(cls, ReferenceDriver), name
-        assert re.fullmatch(r"[a-z0-9_]+", name) and hd.DRIVERS[name].__name__ == name
-        doc = cls.__doc__ or ""
-        assert all(re.search(rf"\b{r}\b", doc) for r in requirements), (name, requirements)
-        assert "Differs" in doc, f"{name}: say in which situation it differs"
-        assert f"test_{name}" in globals(), f"{name}: no story shows the bug"
-
-
-@pytest.mark.parametrize("name", sorted(hd.HOLDOUT))
-def test_factory_loads_and_runs(name, tmp_path):
-    factory = load_factory(f"sensitivity_drivers_holdout:{name}")
-    assert factory is hd.DRIVERS[name]
-    ctx = DriverContext(FakeEngine(), tmp_path / "state", "ns", "sbx-busybox:local")
-    adapter = check_adapter(factory(ctx), f"sensitivity_drivers_holdout:{name}")
-    assert adapter.name == name
-    assert type(adapter.driver) is hd.HOLDOUT[name][0]
-    snap = adapter.create(SandboxSpec("sbx-1", "box"))
-    adapter.observe()
-    assert adapter.snapshot("sbx-1").instance_id == snap.instance_id
-    adapter.restart()
-    adapter.observe()
-    assert adapter.snapshot("sbx-1").instance_id == snap.instance_id
+    check_set(hd.HOLDOUT, hd.DRIVERS, globals())  # factories: test_sensitivity_drivers.py
 
 
 # == promise ======================================================================================
