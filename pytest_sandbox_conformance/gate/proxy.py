@@ -23,8 +23,8 @@ exact for any driver::
 What is held and when, observations, quiet and start-up are :mod:`.policy`'s (its docstring has
 the rules); engine URLs and TLS are :mod:`.upstream`'s; request heads and framing
 :mod:`.wire`'s. This module serves the connections: life, accepting, each connection's head and
-its pass-through; what it serves for a list is :mod:`.lists`'s, for an event stream
-:mod:`.events`'s (both mixed into :class:`ObservationGate`). Standard library only (threads, sockets,
+the pass-through is :mod:`.passthrough`'s, what it serves for a list :mod:`.lists`'s, for an
+event stream :mod:`.events`'s (all three mixed into :class:`ObservationGate`). Standard library only (threads, sockets,
 :mod:`http.client`, :mod:`ssl`), so it runs wherever the suite does.
 
 **How requests travel.** One request per client connection (the gate answers every request with
@@ -106,21 +106,15 @@ from .errors import GateError, GateTimeout
 from .events import EventServing
 from .lists import GATE_HEADER, ListServing, _selector
 from .log import GateRecord
+from .passthrough import CLOSE_WAIT, LINGER, PassThrough
 from .policy import LIST_TIMEOUT, Request
 from .upstream import Upstream
-from .wire import (MAX_HEAD, BadRequest, await_read, final_status, hijacked, json_answer, linger,
-                   parse_head, pump, send, shutdown)
+from .wire import MAX_HEAD, BadRequest, json_answer, linger, parse_head, send, shutdown
 
 __all__ = ["GATE_HEADER", "GateError", "GateRecord", "GateTimeout", "ObservationGate"]
 
 #: How long a client may take to send its request head.
 HEAD_TIMEOUT = 30.0
-#: How long connecting to the engine may take.
-CONNECT_TIMEOUT = 10.0
-#: How long ``close()`` waits for the connection threads, in all.
-CLOSE_WAIT = 2.0
-#: How long a finished connection waits for its client to close before closing itself.
-LINGER = 1.0
 #: The longest Unix socket path (``sun_path`` is 108 bytes on Linux, 104 on macOS; one for NUL).
 MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
 #: The accept loop's back-off when the process is out of file descriptors (first, last).
@@ -128,7 +122,7 @@ ACCEPT_BACKOFF = (0.01, 0.5)
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-class ObservationGate(ListServing, EventServing):
+class ObservationGate(ListServing, EventServing, PassThrough):
     """A Docker Engine API proxy on a Unix socket that holds container-list requests and
     buffers engine events (the rules: :mod:`.policy`).
 
@@ -432,91 +426,3 @@ class ObservationGate(ListServing, EventServing):
 
     def _linger(self, sock: socket.socket) -> None:
         linger(sock, 0.1 if self._closed else LINGER)
-
-    # -- pass-through ------------------------------------------------------------------------
-
-    def _connect_upstream(self, req: Request) -> socket.socket | None:
-        """A connection to the engine for ``req`` (registered for close()), or None (answered
-        502 or 503 already)."""
-        try:
-            upstream = self._upstream.connect(CONNECT_TIMEOUT)
-            upstream.settimeout(None)
-        except OSError as exc:
-            self._bad_gateway(req, self._unreachable(exc))
-            self._linger(req.conn)
-            return None
-        with self._cond:
-            closed = self._closed
-            if not closed:
-                req.upstream_sock = upstream
-        if closed:
-            upstream.close()
-            self._refuse(req, 0.0)
-            return None
-        return upstream
-
-    def _pass_through(self, req: Request, upstream: socket.socket | None = None,
-                      first: bytes = b"") -> None:
-        """Pipe the request to a new engine connection (or ``upstream``, after the answer's
-        first bytes ``first`` were read from it) and everything back, until it closes."""
-        if upstream is None:
-            upstream = self._connect_upstream(req)
-            if upstream is None:
-                return
-            try:
-                upstream.sendall(req.head.forwarded() + req.extra)
-            except OSError as exc:
-                self._bad_gateway(req, self._unreachable(exc))
-                upstream.close()
-                return
-        pump_thread: threading.Thread | None = None
-        status: int | None = None
-        got_any = False
-        note = req.note
-        try:
-            pump_thread = self._spawn(pump, "sbx-gate-pump", req.conn, upstream)
-            parse = b""
-            pending = first
-            while True:
-                if pending:
-                    data, pending = pending, b""
-                else:
-                    try:
-                        data = upstream.recv(65536)
-                    except OSError:
-                        break
-                if not data:
-                    break
-                got_any = True
-                if status is None and len(parse) < MAX_HEAD:
-                    parse += data
-                    status, head, rest = final_status(parse)
-                    parse = rest if status is None else b""
-                    if status is not None and hijacked(status, head):
-                        # Let the client read the head alone before the stream's first bytes.
-                        split = len(data) - len(rest)
-                        if not send(req.conn, data[:split]):
-                            note = (note + "; " if note else "") + "the client went away"
-                            break
-                        await_read(req.conn)
-                        data = data[split:]
-                        if not data:
-                            continue
-                if not send(req.conn, data):
-                    note = (note + "; " if note else "") + "the client went away"
-                    break
-            if not got_any:
-                self._bad_gateway(req, f"observation gate: the engine at {self.upstream} "
-                                       "closed the connection without answering")
-                return
-            shutdown(req.conn, socket.SHUT_WR)
-            self._finish(req, "passed", status, note, 0.0)
-        finally:
-            self._forwarding_done(req)
-            if pump_thread is not None:
-                pump_thread.join(LINGER)  # the client closes after reading the answer
-                if pump_thread.is_alive():
-                    shutdown(req.conn, socket.SHUT_RD)
-                    shutdown(upstream)
-                    pump_thread.join(CLOSE_WAIT)
-            upstream.close()
