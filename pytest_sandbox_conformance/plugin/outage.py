@@ -28,7 +28,7 @@ import pytest
 
 from ..adapters.watchdog import LEFT_BEHIND
 from ..engines.base import EngineError, EngineUnavailable
-from ..run.failure import ENVIRONMENT_KINDS, EngineOutage, StoryError
+from ..run.failure import ENVIRONMENT_KINDS, EngineOutage
 from .longrepr import FailureRepr
 
 __all__ = ["ENGINE_ERROR", "EngineWatch", "NotJudgedError"]

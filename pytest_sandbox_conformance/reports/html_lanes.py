@@ -152,7 +152,7 @@ def lanes(moments: Sequence[Moment], slug: str) -> str:
         is_div = m["seq"] == div
         attrs = f' id="{row_id}"'
         if is_div:
-            attrs += f' data-first-divergence="1"'
+            attrs += ' data-first-divergence="1"'
         if m["kind"] in ("run", "settle", "note"):
             cls = m["kind"] + (" divergence" if is_div else "")
             out.append(f'<tr class="{cls}"{attrs}><td class="n">{_where(m)}</td>'

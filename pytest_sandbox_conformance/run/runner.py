@@ -55,13 +55,7 @@ from .guard import GuardedAdapter
 from .observing import Observer
 from .oracle import Oracle
 from .state_audit import audit_state_folder
-from .steps import (  # noqa: F401  (re-exported: the steps' constants were defined here)
-    GPU_STYLES,
-    RUN_COMMAND,
-    WRONG_GENERATION,
-    Steps,
-    _StoryEnds,
-)
+from .steps import Steps, _StoryEnds
 from .timeline import Timeline
 
 __all__ = ["Cancelled", "ConformanceFailure", "EngineOutage", "RunConfig", "RunResult",

@@ -22,7 +22,6 @@ from ..api import SandboxSpec
 from ..engines.base import (
     Container,
     ContainerSpec,
-    DeviceRequest,
     EngineConflict,
     EngineError,
     EngineNotFound,
@@ -33,6 +32,7 @@ from ..engines.clone import clone_spec
 from ..scenario.names import is_relative, resolve
 from ..scenario.model import Step
 from .checks import Failure
+from .edits import RUN_COMMAND, gpu_edits, label_edits, start_edits
 from .failure import StoryError
 from .gateway import DurableState
 from .observing import _short
@@ -40,19 +40,6 @@ from .observing import _short
 if TYPE_CHECKING:
     from .runner import _Run
 
-#: What the containers of ``run`` steps execute (images made by ``docker import`` have none).
-RUN_COMMAND = ("sleep", "2147483647")
-#: A generation value no driver ever makes.
-WRONG_GENERATION = "00000000-0000-4000-8000-000000000000"
-#: ``generation: truncated`` keeps this many characters (the first group of a UUID and more:
-#: what a person copies from ``docker inspect`` output, cut short).
-TRUNCATED = 12
-
-GPU_STYLES = {
-    "gpus": dict(device_requests=(DeviceRequest(count=-1, capabilities=(("gpu",),)),)),
-    "cdi": dict(device_requests=(DeviceRequest(driver="cdi", device_ids=("nvidia.com/gpu=all",)),)),
-    "runtime": dict(runtime="nvidia", env={"NVIDIA_VISIBLE_DEVICES": "all"}),
-}
 
 #: A container ID in an engine's conflict message (Docker and Podman name the holder).
 _CONTAINER_ID = re.compile(r"\b[0-9a-f]{12,64}\b")
@@ -278,8 +265,8 @@ class Steps:
             labels[self.run.adapter.labels.generation] = rec.generation
         labels.update(self.label_edits(step, labels.get(self.run.adapter.labels.generation)))
         labels = {k: v for k, v in labels.items() if v is not None}
-        extra, env = self.gpu_edits(step)
-        extra.update(self.start_edits(step))
+        extra, env = gpu_edits(step)
+        extra.update(start_edits(step))
         extra.setdefault("command", RUN_COMMAND)
         name = self.resolve_name(step.args.get("name", "canonical"), key, step.index)
         spec = ContainerSpec(name=name, image=self.run.cfg.image, labels=labels, env=env,
@@ -290,8 +277,8 @@ class Steps:
         """``clone``: ``docker run`` with every flag of the source (its whole inspected
         configuration, :func:`~..engines.clone.clone_spec`), under the step's name, with only
         the step's label, generation and GPU edits."""
-        extra, env = self.gpu_edits(step)
-        extra.update(self.start_edits(step))
+        extra, env = gpu_edits(step)
+        extra.update(start_edits(step))
         requests = extra.pop("device_requests", ())
         name = self.resolve_name(step.args.get("name", "canonical"), self.sandbox_of(source),
                                  step.index)
@@ -304,47 +291,8 @@ class Steps:
         self.launch(step, spec)
 
     def label_edits(self, step: Step, generation_now: str | None) -> dict[str, str | None]:
-        """The labels a ``clone`` or ``run`` step changes: its generation (``wrong``: a value no
-        driver makes; ``missing``: removed; ``empty``: ""; ``truncated``: the first
-        :data:`TRUNCATED` characters of ``generation_now``, the one it would carry), its
-        ``labels:`` (set, or None: dropped; under the
-        driver's own keys, ``sandbox-id`` as the id of the sandbox it names) and the session's
-        own labels."""
-        keys = self.run.adapter.labels
-        edits: dict[str, str | None] = {}
-        generation = step.args.get("generation", "keep")
-        if generation == "wrong":
-            edits[keys.generation] = WRONG_GENERATION
-        elif generation == "missing":
-            edits[keys.generation] = None
-        elif generation == "empty":
-            edits[keys.generation] = ""
-        elif generation == "truncated":
-            edits[keys.generation] = (generation_now or WRONG_GENERATION)[:TRUNCATED]
-        for short, value in (step.args.get("labels") or {}).items():
-            if short == "sandbox-id" and value is not None:
-                value = self.run.sandbox_ids[value]
-            edits[{"managed-by": keys.managed_by, "sandbox-id": keys.sandbox_id,
-                   "sandbox-name": keys.sandbox_name}[short]] = value
-        edits.update(self.run.cfg.extra_labels)
-        return edits
-
-    @staticmethod
-    def start_edits(step: Step) -> dict:
-        """``fails: start``: the entrypoint is an executable no image holds, so the engine
-        creates the container and refuses to start it (as a ``docker run`` whose container
-        cannot start leaves it: created)."""
-        if step.args.get("fails") != "start":
-            return {}
-        return {"entrypoint": (MISSING_EXECUTABLE,), "command": ()}
-
-    def gpu_edits(self, step: Step) -> tuple[dict, dict[str, str]]:
-        """The spec fields and environment the step's ``gpu:`` style adds."""
-        style = step.args.get("gpu")
-        if not style:
-            return {}, {}
-        extra = dict(GPU_STYLES[style])
-        return extra, dict(extra.pop("env", {}))
+        return label_edits(step, self.run.adapter.labels, self.run.sandbox_ids,
+                           self.run.cfg.extra_labels, generation_now)
 
     def refused_start(self, step: Step, cid: str) -> None:
         """``fails: start``: the start the story expects the engine to refuse."""
