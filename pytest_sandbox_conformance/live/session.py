@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engines.base import Container, Engine, EngineError
+from ..engines.base import Container, Engine
 from .state import lock_held
 
 __all__ = ["SESSION_LABEL", "LiveSession", "SweepResult", "default_lock_dir"]
