@@ -109,8 +109,11 @@ def run(pytester: pytest.Pytester, sandbox_state_dir: Path):
     def go(*args: str) -> pytest.RunResult:
         # The pythonpath ini value reaches xdist's workers too (PYTHONPATH does not, from an
         # in-process run).
+        # --sandbox-reduce=off: these tests are about what the reports say of the failure of
+        # a pinned schedule as its author wrote it (tests/test_reduce.py: reduced ones).
         return pytester.runpytest(*PLUGINS, "-o", f"pythonpath={TESTS}",
-                                  f"--sandbox-state-dir={sandbox_state_dir}", *args)
+                                  f"--sandbox-state-dir={sandbox_state_dir}",
+                                  "--sandbox-reduce=off", *args)
 
     return go
 

@@ -98,7 +98,9 @@ def test_the_failure_is_drawn_as_swimlanes(page, tmp_path) -> None:
         # The replay command, and a button that copies it.
         replay = browser.eval(f"document.getElementById('{fid}-replay').textContent")
         assert replay == failure["replay"]
-        assert "'--sandbox-schedule=overlap-backup-first@backup-first'" in replay
+        # The pinned backup-first (two oldest-first polls) reduced to the one poll that still
+        # fails it (--sandbox-reduce=auto on the fake engine): its id replays it.
+        assert "'--sandbox-schedule=overlap-backup-first@1-0.0.0.o.0'" in replay
         browser.eval(f"document.querySelector('{sel} button.copy').click()")
         time.sleep(0.3)
         copied = browser.eval(f"[document.querySelector('{sel} button.copy').textContent, "

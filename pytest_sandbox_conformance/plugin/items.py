@@ -64,7 +64,7 @@ def progress_for(config, item) -> Progress | None:
 
 
 def play_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None = None, *,
-              workers: int = 1, engines: EnginePool | None = None) -> None:
+              workers: int = 1, engines: EnginePool | None = None, reduce: bool = False) -> None:
     """Play each of the item's schedules (up to ``workers`` at once: ``run/concurrent.py``, the
     same result as one by one); keep the smallest failing one (fewest observations and
     restarts, then by id, as Hypothesis shows its smallest example) for :func:`run_item`, and its
@@ -82,7 +82,27 @@ def play_item(item, cfg: RunConfig, progress: Callable[[int, int], None] | None 
         if len(item.schedules) > 1:
             smallest.notes.append(f"({len(failures)} of {len(item.schedules)} schedules of "
                                   "this item failed; shown: the smallest)")
+        if reduce:
+            smallest = _reduced(item, smallest, cfg)
         keep_failure(item, smallest, broken, failed=len(failures), total=len(item.schedules))
+
+
+def _reduced(item, failure, cfg: RunConfig):
+    """``failure`` with its schedule reduced (``run/reduce.py``), saying so."""
+    from ..run.reduce import reduce_schedule
+
+    reduced, plays = reduce_schedule(item.scenario, failure, cfg)
+    if reduced is failure:
+        return failure
+    was, now, first = failure.schedule, reduced.schedule, reduced.first
+    reduced.notes += [n for n in failure.notes if n not in reduced.notes]
+    reduced.notes.append(
+        f"(reduced in {plays} plays from schedule {was.id}"
+        + (f" (pinned {was.name})" if was.name else "")
+        + f", {was.observations} observations and {was.restarts} restarts, to "
+        f"{now.observations} and {now.restarts}: the fewest that still fail {first.check} "
+        f"({', '.join(first.requirements[:1]) or '-'}), judged by the scenario's base expect)")
+    return reduced
 
 
 def keep_failure(item, failure, broken: list[str], *, failed: int, total: int) -> None:

@@ -100,6 +100,9 @@ OPTIONS = (
            "as when played alone, with the same results; auto (default): 16 for a driver process "
            "per run (--sandbox-driver-cmd), else 1 (docs/performance.md)", "auto",
            metavar="N|auto"),
+    Option("reduce", "reduce a failing pinned or explored schedule to the fewest observations "
+           "and restarts that still fail the same check (up to 40 plays): auto (default: on the "
+           "fake engine, where plays are cheap), on, off", "auto", metavar="auto|on|off"),
     Option("shard", "run only part K of N of the items (the same part on every machine) and "
            "record it in the reports; sandbox-conformance merge-reports joins the parts' "
            "reports (docs/ci.md)", metavar="K/N"),
@@ -180,6 +183,8 @@ class Settings:
     shard: tuple[int, int] | None = None
     #: Above this many schedules, exhaustive mode plays a sample (--sandbox-max-schedules).
     max_schedules: int = DEFAULT_MAX_SCHEDULES
+    #: Reduce a failing schedule (--sandbox-reduce): auto, on or off.
+    reduce: str = "auto"
 
     @property
     def engine_call_timeout(self) -> float:
@@ -239,6 +244,8 @@ class Settings:
                 f"{', '.join(ENGINES)}")
         if get["gpu"] not in ("auto", "required", "off"):
             raise pytest.UsageError(f"--sandbox-gpu={get['gpu']}: use auto or required or off")
+        if get["reduce"] not in ("auto", "on", "off"):
+            raise pytest.UsageError(f"--sandbox-reduce={get['reduce']}: use auto or on or off")
         if get["engine"] == "fake":
             ignored = [f for f, on in (("--sandbox-engine-url", get["engine_url"]),
                                        ("--sandbox-engine-timeout",
@@ -346,7 +353,7 @@ class Settings:
             implementation=_implementation(get["implementation"]), image=get["image"],
             driver_options=options, state_dir=state_dir, flag_options=flag_options,
             engine_timeout=engine_timeout, concurrency=concurrency, shard=shard,
-            max_schedules=max_schedules)
+            max_schedules=max_schedules, reduce=get["reduce"])
 
 
 def _implementation(values: list[str]) -> dict[str, Any]:

@@ -82,6 +82,10 @@ class Suite:
         self.settings_summary = {"sandbox_driver": settings.driver,
                                  "sandbox_engine": settings.engine}
         self.concurrency = concurrency(settings, self.fixed_namespace)
+        #: Whether a failing schedule is reduced (--sandbox-reduce; auto: on the fake engine,
+        #: where a play takes milliseconds, not a real engine's seconds or a driver's polls).
+        self.reduces = settings.reduce == "on" or (settings.reduce == "auto"
+                                                   and settings.engine == "fake")
         #: Clients of the real engine for concurrent plays (one each), made on first use.
         self.engines = None
         if self.concurrency > 1 and self.engine is not None:
@@ -233,7 +237,8 @@ class Suite:
             return
         self.watch.play(item, lambda: play_item(item, self.run_config(),
                                                 progress_for(self.config, item),
-                                                workers=self.concurrency, engines=self.engines))
+                                                workers=self.concurrency, engines=self.engines,
+                                                reduce=self.reduces))
 
     def run_item(self, item) -> None:
         """The item's call phase: its verdict."""

@@ -41,7 +41,7 @@ from .checks import Failure
 from .failure import ConformanceFailure, EngineOutage, StoryError
 from .runner import RunConfig, RunResult, play, reference_config
 
-__all__ = ["BatchOutcome", "MAX_SHRINK_PLAYS", "explore", "failure_key"]
+__all__ = ["BatchOutcome", "MAX_SHRINK_PLAYS", "explore", "failure_key", "failure_matches"]
 
 #: The most plays shrinking may take (each is one story against the driver); past it the
 #: smallest story found so far is reported.
@@ -61,7 +61,8 @@ def failure_key(failure: ConformanceFailure) -> tuple[str, str]:
     return _key(failure.first)
 
 
-def _matches(failure: ConformanceFailure, key: tuple[str, str]) -> bool:
+def failure_matches(failure: ConformanceFailure, key: tuple[str, str]) -> bool:
+    """Whether ``failure`` fails the check of ``key`` with its leading requirement."""
     return any(_key(f) == key for f in failure.failures)
 
 
@@ -130,7 +131,7 @@ def explore(batch: Batch, cfg: RunConfig, capabilities: frozenset[str], *,
             if state["key"] is None:
                 state["key"] = failure_key(exc)
                 state["first"] = story
-            if _matches(exc, state["key"]):
+            if failure_matches(exc, state["key"]):
                 best = state["best"]
                 if best is None or story.size() <= best[0].size():
                     state["best"] = (story, exc)
@@ -185,7 +186,7 @@ def _trim(story: Story, failure: ConformanceFailure, key: tuple[str, str], batch
         try:
             play(_scenario(candidate, batch), candidate.schedule, cfg)
         except ConformanceFailure as exc:
-            return exc if _matches(exc, key) else None
+            return exc if failure_matches(exc, key) else None
         except (StoryError, ScenarioErrors):
             return None
         return None
@@ -356,7 +357,7 @@ def _write_up(out: BatchOutcome, cfg: RunConfig, file_replay: Callable[[Scenario
             play(printed, pinned_schedule, cfg)
             out.replays = False
         except ConformanceFailure as exc:
-            out.replays = _matches(exc, found.key)
+            out.replays = failure_matches(exc, found.key)
         except StoryError:
             out.replays = False
     out.yaml = text
