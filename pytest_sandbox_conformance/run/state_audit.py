@@ -22,6 +22,7 @@ Symbolic links are reported, not followed. Reads the filesystem; no pytest, no e
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -34,16 +35,49 @@ def _mode(st: os.stat_result) -> str:
     return f"{stat.S_IMODE(st.st_mode):04o}"
 
 
+@functools.lru_cache(maxsize=256)
+def _realpath(path: str) -> str:
+    """The real path of a play's own folder (``run_dir``: the suite made it, and nothing of the
+    driver's may replace it), worked out once per play."""
+    return os.path.realpath(path)
+
+
+def _below(run_dir: Path, folder: Path) -> list[str] | None:
+    """The names from ``run_dir`` down to ``folder``, resolved (symbolic links followed), or
+    None when ``folder`` is not inside ``run_dir``. Without a link below ``run_dir`` (the usual
+    case: a few ``lstat`` calls) the names are ``folder``'s own."""
+    base, top = _realpath(os.fspath(run_dir)), os.fspath(folder)
+    rest = os.path.relpath(top, os.fspath(run_dir))
+    if not os.path.isabs(top) or rest.startswith(os.pardir):
+        real = os.path.realpath(top)
+    else:
+        names = [] if rest == os.curdir else rest.split(os.sep)
+        here = os.fspath(run_dir)
+        for name in names:
+            here = os.path.join(here, name)
+            if os.path.islink(here):
+                real = os.path.realpath(top)
+                break
+        else:
+            return names
+    if real == base:
+        return []
+    prefix = base.rstrip(os.sep) + os.sep
+    # a folder the suite does not own: only its own content is audited
+    return real[len(prefix):].split(os.sep) if real.startswith(prefix) else None
+
+
 def audit_state_folder(run_dir: Path, folder: Path, foreign: Sequence[str] = ()) -> list[str]:
-    """What breaks OWN-15 in ``folder`` (the driver's) and around it up to ``run_dir``."""
+    """What breaks OWN-15 in ``folder`` (the driver's) and around it up to ``run_dir``.
+
+    Runs after every story step and observation, so it works on path strings (``os.path``), not
+    ``pathlib`` objects: a quarter of a play's time went into ``Path.resolve`` and the path
+    objects of the walk."""
     problems: list[str] = []
-    try:
-        rel = folder.resolve().relative_to(run_dir.resolve())
-    except ValueError:
-        rel = None  # a folder the suite does not own: only its own content is audited
-    if rel is not None:
+    parts = _below(run_dir, folder)
+    if parts is not None:
         here = run_dir
-        for part in rel.parts:
+        for part in parts:
             try:
                 extra = sorted(n for n in os.listdir(here) if n != part)
             except OSError:
@@ -52,18 +86,19 @@ def audit_state_folder(run_dir: Path, folder: Path, foreign: Sequence[str] = ())
                 problems.append(f"{name!r} was written beside the driver's state folder, in "
                                 f"{here}: a driver keeps its state inside its folder")
             here = here / part
-    if not folder.exists():
+    top = os.fspath(folder)
+    if not os.path.exists(top):
         return problems
-    paths = [folder]
-    for dirpath, dirnames, filenames in os.walk(folder):
-        paths += [Path(dirpath) / name for name in sorted(dirnames) + sorted(filenames)]
+    paths = [top]
+    for dirpath, dirnames, filenames in os.walk(top):
+        paths += [os.path.join(dirpath, name) for name in sorted(dirnames) + sorted(filenames)]
     for path in paths:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             continue  # removed meanwhile
-        shown = "the state folder" if path == folder else \
-            f"{path.relative_to(folder)!s} in the state folder"
+        shown = "the state folder" if path == top else \
+            f"{os.path.relpath(path, top)} in the state folder"
         if stat.S_ISLNK(st.st_mode):
             problems.append(f"{shown} is a symbolic link ({os.readlink(path)!r}): the "
                             "journal is a file of the owner-only folder")
