@@ -44,27 +44,26 @@ def _realpath(path: str) -> str:
 
 def _below(run_dir: Path, folder: Path) -> list[str] | None:
     """The names from ``run_dir`` down to ``folder``, resolved (symbolic links followed), or
-    None when ``folder`` is not inside ``run_dir``. Without a link below ``run_dir`` (the usual
-    case: a few ``lstat`` calls) the names are ``folder``'s own."""
-    base, top = _realpath(os.fspath(run_dir)), os.fspath(folder)
-    rest = os.path.relpath(top, os.fspath(run_dir))
-    if not os.path.isabs(top) or rest.startswith(os.pardir):
-        real = os.path.realpath(top)
-    else:
-        names = [] if rest == os.curdir else rest.split(os.sep)
-        here = os.fspath(run_dir)
+    None when ``folder`` is not inside ``run_dir``. Where ``folder`` is written as a plain path
+    under ``run_dir`` (no ``.`` or ``..``) and no link lies on the way (the usual case: a few
+    ``lstat`` calls), the names are ``folder``'s own; otherwise ``os.path.realpath`` decides."""
+    start, top = os.fspath(run_dir).rstrip(os.sep), os.fspath(folder)
+    names = top[len(start):].split(os.sep)[1:] if top.startswith(start + os.sep) else None
+    if top == start:
+        return []
+    if names is not None and all(n not in ("", os.curdir, os.pardir) for n in names):
+        here = start
         for name in names:
             here = os.path.join(here, name)
             if os.path.islink(here):
-                real = os.path.realpath(top)
                 break
         else:
             return names
+    real, base = os.path.realpath(top), _realpath(start)
     if real == base:
         return []
-    prefix = base.rstrip(os.sep) + os.sep
     # a folder the suite does not own: only its own content is audited
-    return real[len(prefix):].split(os.sep) if real.startswith(prefix) else None
+    return real[len(base) + 1:].split(os.sep) if real.startswith(base + os.sep) else None
 
 
 def audit_state_folder(run_dir: Path, folder: Path, foreign: Sequence[str] = ()) -> list[str]:
@@ -97,6 +96,8 @@ def audit_state_folder(run_dir: Path, folder: Path, foreign: Sequence[str] = ())
             st = os.lstat(path)
         except FileNotFoundError:
             continue  # removed meanwhile
+        if not stat.S_ISLNK(st.st_mode) and not stat.S_IMODE(st.st_mode) & 0o077:
+            continue  # owner-only: the usual case, with nothing to say
         shown = "the state folder" if path == top else \
             f"{os.path.relpath(path, top)} in the state folder"
         if stat.S_ISLNK(st.st_mode):
