@@ -18,6 +18,9 @@ two gaps) has no place in a gap whose restart comes first, so with restarts noth
 The first step's gap is never merged, nor one that would take the gap before past
 :data:`MAX_MERGED`.
 
+The restart points: every gap (``restart: anywhere``, the default, with a driver that can
+restart), but one right after a step that restarts the driver itself (:func:`restarting_steps`).
+
 *Interesting* events (:meth:`Space.weight`), the preemptions of CHESS's preemption bounding:
 each observation in a crowded gap (a sandbox may have two or more containers there: list order
 and timing decide what the driver sees), each observation after the first in a gap that is not
