@@ -99,6 +99,7 @@ id: handoff
 title: Overlapping GPU handoff; the old container is removed after the clone
 requirements: [OWN-4, OWN-10]
 max_observations: 2  # one exhaustive chunk (189 schedules)
+restart: never
 sandboxes:
   s1: {name: box}
 story:

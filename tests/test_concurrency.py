@@ -61,6 +61,8 @@ def _failure_text(result: pytest.RunResult) -> str:
     """Everything the run printed, less what differs between any two runs (the seconds)."""
     text = result.stdout.str()
     text = re.sub(r" in [0-9.]+s( \([0-9:]+\))?", " in Xs", text)
+    # pytest pads its summary lines with "=" to the terminal's width around the seconds
+    text = re.sub(r"^=+ (.*?) =+$", r"\1", text, flags=re.M)
     return "\n".join(line for line in text.splitlines()
                      if not line.startswith(("report:", "rootdir:", "platform ", "cachedir:")))
 

@@ -79,6 +79,7 @@ id: handoff
 title: Overlapping GPU handoff
 requirements: [OWN-4, OWN-19, OWN-20]
 max_observations: 2  # one exhaustive chunk (189 schedules)
+restart: never
 sandboxes:
   s1: {name: box}
 story:
@@ -460,6 +461,31 @@ def test_missing_capability_skips_with_a_reason(pytester: pytest.Pytester, suite
         "SKIPPED * scen/restart.yaml: nocaps:factory on engine fake lacks capabilities: restart "
         "(restart: *",
     ])
+
+
+def test_restarts_fall_anywhere_by_default_only_for_a_driver_that_can_restart(
+        pytester: pytest.Pytester, suite) -> None:
+    # BASIC says nothing of restarts: exploration restarts the reference driver after each of
+    # its 2 steps, and a driver without the capability runs it too, without restarts.
+    scenarios(pytester, basic=BASIC)
+    pytester.makepyfile(nocaps=NO_CAPS_ADAPTER)
+    pytester.syspathinsert()
+    spaces = {}
+    for driver in ("reference", "nocaps:factory"):
+        result = suite(f"--sandbox-driver={driver}", "--sandbox-schedules=exhaustive",
+                       "--sandbox-report=r.json")
+        result.assert_outcomes(passed=3)  # the explored item and the 2 pinned ones
+        report = json.loads((pytester.path / "r.json").read_text())
+        spaces[driver] = report["scenarios"]["basic"]["exploration"]["space"]
+    # 4 ways the observations fall after the create (0 to 3), none after the last step
+    assert spaces == {"reference": 4 * 3, "nocaps:factory": 4}
+    # a replayed schedule that restarts is skipped for a driver that cannot restart
+    result = suite("--sandbox-driver=nocaps:factory", "--sandbox-schedule=basic@1-Rn.0", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * schedule 1-Rn.0 restarts the driver, and this "
+                                 "driver cannot be restarted*"])
+    suite("--sandbox-driver=reference", "--sandbox-schedule=basic@1-Rn.0").assert_outcomes(
+        passed=1)
 
 
 def test_gpu_mark_selects_gpu_scenarios(pytester: pytest.Pytester, suite) -> None:

@@ -125,6 +125,26 @@ def test_audit_reports_lax_modes_writes_beside_the_folder_and_foreign_renames(tm
     assert any("renamed into the state folder from outside it" in p for p in problems)
 
 
+def test_audit_follows_a_link_on_the_way_to_the_folder(tmp_path):
+    # The audit resolves the way from the play's folder to the driver's (its fast path takes
+    # the names as written only where no link lies on it).
+    run = tmp_path / "run"
+    (run / "real" / "state").mkdir(parents=True, mode=0o700)
+    os.chmod(run / "real", 0o700)
+    (run / "via").symlink_to(run / "real")
+    (run / "real" / "extra").write_text("")
+    # through the link: the folders on the real way are audited, the link itself is beside it
+    problems = audit_state_folder(run, run / "via" / "state")
+    assert any("'extra' was written beside the driver's state folder" in p for p in problems)
+    assert any("'via' was written beside" in p for p in problems)
+    # a link out of the play's folder: nothing around it is audited, the link is reported
+    outside = tmp_path / "elsewhere"
+    outside.mkdir(mode=0o700)
+    (run / "real" / "out").symlink_to(outside)
+    [problem] = audit_state_folder(run / "real", run / "real" / "out")
+    assert problem.startswith("the state folder is a symbolic link")
+
+
 @pytest.mark.parametrize("broken", [sens.JournalFileMode0644, sens.JournalFolderMode0755])
 def test_lax_journal_modes_fail_own15(broken, tmp_path):
     # OWN-15: owner-only journal; the reference driver passes the same story.

@@ -79,6 +79,7 @@ id: handoff
 title: Overlapping GPU handoff
 requirements: [OWN-4, OWN-19, OWN-20]
 max_observations: 2
+restart: never  # one exhaustive item of 189 schedules
 sandboxes:
   s1: {name: box}
 story:

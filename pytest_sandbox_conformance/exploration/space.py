@@ -18,6 +18,9 @@ two gaps) has no place in a gap whose restart comes first, so with restarts noth
 The first step's gap is never merged, nor one that would take the gap before past
 :data:`MAX_MERGED`.
 
+The restart points: every gap (``restart: anywhere``, the default, with a driver that can
+restart), but one right after a step that restarts the driver itself (:func:`restarting_steps`).
+
 *Interesting* events (:meth:`Space.weight`), the preemptions of CHESS's preemption bounding:
 each observation in a crowded gap (a sandbox may have two or more containers there: list order
 and timing decide what the driver sees), each observation after the first in a gap that is not
@@ -37,7 +40,8 @@ from typing import Callable, Iterator, Sequence
 from ..scenario.model import Scenario
 from .schedule import Schedule, crowded_gaps
 
-__all__ = ["MAX_MERGED", "ScheduleSlice", "Space", "invisible_steps", "space"]
+__all__ = ["MAX_MERGED", "ScheduleSlice", "Space", "invisible_steps", "restarting_steps",
+           "space"]
 
 #: The most observations a gap holds with the room of the gaps merged into it.
 MAX_MERGED = 9
@@ -62,6 +66,17 @@ def invisible_steps(scenario: Scenario) -> list[bool]:
             hidden = True
         out.append(hidden)
     return out
+
+
+def restarting_steps(scenario: Scenario) -> list[bool]:
+    """Per story step: does it restart the driver itself? A ``restart`` step, and a power loss
+    between steps (``journal_fault: power-loss`` without ``at:``: the driver restarts from what
+    its folder made durable). A restart the schedule adds right after one of those (first in
+    its gap) restarts a driver that has seen nothing since it started: the same start, over
+    the same journal and the same containers, so exploration puts none there."""
+    return [step.action == "restart" or step.action == "journal_fault"
+            and step.target == "power-loss" and "at" not in step.args
+            for step in scenario.story]
 
 
 def _options(alphabet: str, most: int) -> tuple[str, ...]:
@@ -138,7 +153,8 @@ def space(scenario: Scenario, restarts: bool = True, orders: str = "no",
     """The space of ``scenario``: at most ``max_observations`` per gap (more in a gap that
     others are merged into), both list orders (with ``orders="no"``; ``"n"``: an engine that
     lists newest first only) in crowded gaps, none in the last gap (the settle phase observes
-    anyway), and a restart point at every gap when the scenario and the driver allow restarts.
+    anyway), and a restart point at every gap when the scenario and the driver allow restarts
+    (but right after a step that restarts the driver itself: :func:`restarting_steps`).
     ``merge=False`` keeps every gap (the space before merging, for tests)."""
     crowded = crowded_gaps(scenario)
     n = len(crowded)
@@ -160,7 +176,7 @@ def space(scenario: Scenario, restarts: bool = True, orders: str = "no",
                     _options(orders if crowded[i] else "n", room[i]) for i in range(n))
     points: list[int | None] = [None]
     if with_restarts:
-        points.extend(range(n))
+        points.extend(g for g, again in enumerate(restarting_steps(scenario)) if not again)
     return Space(options, tuple(points), tuple(crowded), tuple(merged))
 
 

@@ -105,6 +105,13 @@ class ScenarioFile(pytest.File):
                 reason=f"schedule {label} lists oldest first, and engine "
                        f"{owner.engine_name} cannot be told a list order (it lists in "
                        "its own order); it runs on the fake engine"))
+        # A replayed id may restart a driver that cannot (explored slices restart only a driver
+        # that can: Mode.restarts; a pinned restart makes the scenario need "restart").
+        cannot_restart = "restart" not in owner.capabilities | sc.needs
+        if cannot_restart and isinstance(schedules, tuple) and any(s.restarts for s in schedules):
+            item.add_marker(pytest.mark.skip(
+                reason=f"schedule {label} restarts the driver, and this driver cannot be "
+                       "restarted (no 'restart' capability)"))
         return item
 
 

@@ -20,7 +20,7 @@ from .gateway import Gateway
 from ..live.gpu import gpu_seen_inside
 from .oracle import EXPECTATION_REQUIREMENTS, Expected
 from .rules import RULES, broken_rule
-from ..scenario.model import Expect, Scenario
+from ..scenario.model import Count, Expect, Scenario
 
 __all__ = ["CheckSpec", "Failure", "View", "check", "checks_for", "requirement_checks",
            "REGISTRY", "RUNNER_CHECKS"]
@@ -139,6 +139,10 @@ class View:
     settle: Sequence[Mapping[str, Snapshot | None]] = ()
     #: Final: per Warning reason, (fewest, most) a conforming driver may have emitted.
     warning_bounds: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    #: Final: per Warning reason, how many the restarts the schedule added may announce again
+    #: beyond the story as written (``Oracle.reannounced``), and the gaps of those restarts.
+    reannounced: Mapping[str, int] = field(default_factory=dict)
+    added_restarts: Sequence[int] = ()
     #: Sandboxes deleted on request during the run (keys).
     deleted_keys: Sequence[str] = ()
     identity_matches: Callable[[str], list[Container]] = lambda key: []
@@ -426,7 +430,17 @@ def _warnings(view: View) -> Iterable[Failure]:
                           f"{n} Warning(s) {reason}; the contract asks for {lo}")
     for reason, count in sorted(view.expect.warnings.items()):
         n = got.get(reason, 0)
-        if not count.accepts(n):
+        again = view.reannounced.get(reason, 0)
+        if again and count.max is not None:
+            widened = Count(count.min, count.max + again)
+            if not widened.accepts(n):
+                gaps = ", ".join(str(g + 1) for g in view.added_restarts)
+                yield Failure("warnings-deduplicated", view.scenario.requirements,
+                              f"{n} Warning(s) {reason}; the scenario expects {count}, widened "
+                              f"to {widened}: the schedule adds restart(s) the story does not "
+                              f"have (after step {gaps}), and a restarted driver may announce "
+                              f"again the {again} condition(s) still active there (OWN-17)")
+        elif not count.accepts(n):
             yield Failure("warnings-deduplicated", view.scenario.requirements,
                           f"{n} Warning(s) {reason}; the scenario expects {count}")
 

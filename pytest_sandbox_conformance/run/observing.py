@@ -161,12 +161,15 @@ class Observer:
                                 reason="", sandbox=e.sandbox_id, metadata={})
         return events
 
-    def restart(self) -> None:
+    def restart(self, added_at: int | None = None) -> None:
+        """Restart the driver; ``added_at``: the gap of a restart the schedule adds to the
+        story (an explored schedule's ``R``), which may announce active conditions again."""
         self.run.tl.at_observation(None)
-        self.run.tl.add("restart the driver", 1, "restart")
+        self.run.tl.add("restart the driver" + ("" if added_at is None else
+                                                " (added by the schedule)"), 1, "restart")
         self.run.adapter.restart()
         self.run.restarts_done += 1
-        self.run.oracle.restarted()
+        self.run.oracle.restarted(added_at)
         self.consume_events(2)
 
     def observe(self, order: str, indent: int) -> bool:
@@ -202,7 +205,7 @@ class Observer:
         if crashed:
             self.run.tl.add("the driver crashed during a journal write (injected) and restarted",
                             indent + 1)
-            self.run.oracle.restarted()
+            self.run.oracle.restarted_after_crash()
             self.consume_events(indent + 1)
             self.run.run_checks("step", self.run.view())
             return False

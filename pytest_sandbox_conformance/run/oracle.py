@@ -91,7 +91,7 @@ class _Dedupe:
 class Oracle:
     """Expected ownership state of every sandbox of one run."""
 
-    def __init__(self, labels: LabelKeys, namespace: str) -> None:
+    def __init__(self, labels: LabelKeys, namespace: str, adds_restarts: bool = False) -> None:
         self.labels = labels
         self.namespace = namespace
         self.records: dict[str, Record] = {}
@@ -99,6 +99,12 @@ class Oracle:
         self.canonical: dict[str, str] = {}
         self._strict = _Dedupe()   # never forgets active conditions
         self._lenient = _Dedupe()  # forgets them at restarts (a restarted driver may re-warn)
+        #: With ``adds_restarts`` (a schedule that adds restarts the story does not have): the
+        #: oracle of the story as written, fed the same steps and lists but none of the added
+        #: restarts, whose Warning counts are what the scenario's ``expect.warnings`` states.
+        self.shadow = Oracle(labels, namespace) if adds_restarts else None
+        #: The gaps (0-based) of the restarts the schedule added.
+        self.added_restarts: list[int] = []
         self._fail_writes = 0
         self._crash_at: str | None = None
         #: Whether the armed crash is a power loss (nothing the folder's fsync did not make
@@ -124,16 +130,22 @@ class Oracle:
     # -- what happened -------------------------------------------------------------------------
 
     def created(self, sandbox_id: str, name: str, container: Container) -> None:
+        if self.shadow is not None:
+            self.shadow.created(sandbox_id, name, container)
         self.records[sandbox_id] = Record(sandbox_id, name, self.namespace, container.id,
                                           container.labels.get(self.labels.generation))
         self.canonical[sandbox_id] = container.name
 
     def deleted(self, sandbox_id: str) -> None:
+        if self.shadow is not None:
+            self.shadow.deleted(sandbox_id)
         self.records.pop(sandbox_id, None)
         for d in (self._strict, self._lenient):
             d.active.pop(sandbox_id, None)
 
     def journal_fault(self, kind: str, sandbox_id: str | None, at: str | None, times: int) -> None:
+        if self.shadow is not None:
+            self.shadow.journal_fault(kind, sandbox_id, at, times)
         if kind == "write-fail":
             self._fail_writes += times
         elif kind == "crash":
@@ -144,13 +156,26 @@ class Oracle:
             # The power goes between steps: a conforming driver made every change durable
             # before it acted on it (OWN-15), so it restarts from exactly what it had.
             self.crashes += 1
-            self.restarted()
+            self._restart()  # the shadow restarts at its own power loss
         elif (kind == "corrupt" or kind.startswith("foreign-")) and sandbox_id is not None:
             self._corrupt[sandbox_id] = ("its journal is corrupt" if kind == "corrupt" else
                                          "its journal is foreign (" + kind + ")")
 
-    def restarted(self) -> None:
-        """The driver restarted: it knows what its journal holds, nothing more."""
+    def restarted(self, added_at: int | None = None) -> None:
+        """The driver restarted: it knows what its journal holds, nothing more. ``added_at``:
+        the gap of a restart the schedule added (the story as written, ``shadow``, has none)."""
+        if added_at is not None:
+            self.added_restarts.append(added_at)
+        elif self.shadow is not None:
+            self.shadow.restarted()
+        self._restart()
+
+    def restarted_after_crash(self) -> None:
+        """The driver restarted after :meth:`observe` said it crashed (the shadow restarted at
+        its own crash already)."""
+        self._restart()
+
+    def _restart(self) -> None:
         self.restarts += 1
         for sid, why in sorted(self._corrupt.items()):
             rec = self.records.get(sid)
@@ -168,6 +193,10 @@ class Oracle:
         observation (an armed journal crash hit a write); after a crash nothing is expected of
         the observation itself, only of the restarted driver.
         """
+        if self.shadow is not None:
+            _, shadow_crashed = self.shadow.observe(listed)
+            if shadow_crashed:
+                self.shadow.restarted()  # as the runner restarts the driver after a crash
         keys = self.labels
         groups = group_by_sandbox(
             [c for c in listed if c.labels.get(keys.namespace) == self.namespace], keys.sandbox_id)
@@ -248,4 +277,16 @@ class Oracle:
         reasons = set(self._strict.counts) | set(self._lenient.counts)
         return {r: (self._strict.counts[r], max(self._strict.counts[r], self._lenient.counts[r]))
                 for r in sorted(reasons)}
+
+    def reannounced(self) -> dict[str, int]:
+        """Per Warning reason: how many more Warnings a conforming driver may emit because of the
+        restarts the schedule added than in the story as written: a restarted driver forgets
+        which conditions it announced and announces those still active again (OWN-17, contract
+        decision 6). The most a driver that forgets at every restart emits (the lenient count),
+        less the same for the story without the added restarts (``shadow``). Empty without
+        added restarts, so the scenario's counts stay exact there."""
+        if self.shadow is None or not self.added_restarts:
+            return {}
+        story = self.shadow._lenient.counts
+        return {r: n - story[r] for r, n in sorted(self._lenient.counts.items()) if n > story[r]}
 

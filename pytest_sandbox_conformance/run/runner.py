@@ -246,7 +246,8 @@ class _Run:
                                       name=f"{getattr(self.cfg.driver, '__name__', 'driver')} "
                                            f"({self.sc.id} [{self.schedule.label}])",
                                       cancel=self.cfg.cancel)
-        self.oracle = Oracle(self.adapter.labels, self.namespace)
+        self.oracle = Oracle(self.adapter.labels, self.namespace,
+                             adds_restarts=not self.schedule.name and self.schedule.restarts > 0)
         self.tl.add(f"driver {self.adapter.describe()} on engine {self.engine.name}, "
                     f"namespace {self.namespace}", 0, "run", driver=self.adapter.describe(),
                     engine=self.engine.name, namespace=self.namespace)
@@ -259,8 +260,8 @@ class _Run:
             self.observer.consume_events(2)
             self.run_checks("step", self.view(deleted=deleted))
             for kind, order in self.schedule.actions_after(step.index):
-                if kind == "restart":
-                    self.observer.restart()
+                if kind == "restart":  # a pinned schedule's restarts are its story's
+                    self.observer.restart(None if self.schedule.name else step.index)
                 else:
                     self.observer.observe(order or "newest", 1)
         self.tl.at_step(None)
@@ -275,7 +276,9 @@ class _Run:
             fixpoint = quiet
         self.tl.at_observation(None)
         self.run_checks("final", self.view(containers=self.observer.present(), settle=self.settle,
-                                           warning_bounds=self.oracle.warning_bounds()))
+                                           warning_bounds=self.oracle.warning_bounds(),
+                                           reannounced=self.oracle.reannounced(),
+                                           added_restarts=tuple(self.oracle.added_restarts)))
         if self.findings:
             raise self.failure()
         return RunResult(self.sc, self.schedule, self.observations, self.tl)

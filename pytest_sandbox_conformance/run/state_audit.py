@@ -22,6 +22,7 @@ Symbolic links are reported, not followed. Reads the filesystem; no pytest, no e
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -34,16 +35,48 @@ def _mode(st: os.stat_result) -> str:
     return f"{stat.S_IMODE(st.st_mode):04o}"
 
 
+@functools.lru_cache(maxsize=256)
+def _realpath(path: str) -> str:
+    """The real path of a play's own folder (``run_dir``: the suite made it, and nothing of the
+    driver's may replace it), worked out once per play."""
+    return os.path.realpath(path)
+
+
+def _below(run_dir: Path, folder: Path) -> list[str] | None:
+    """The names from ``run_dir`` down to ``folder``, resolved (symbolic links followed), or
+    None when ``folder`` is not inside ``run_dir``. Where ``folder`` is written as a plain path
+    under ``run_dir`` (no ``.`` or ``..``) and no link lies on the way (the usual case: a few
+    ``lstat`` calls), the names are ``folder``'s own; otherwise ``os.path.realpath`` decides."""
+    start, top = os.fspath(run_dir).rstrip(os.sep), os.fspath(folder)
+    names = top[len(start):].split(os.sep)[1:] if top.startswith(start + os.sep) else None
+    if top == start:
+        return []
+    if names is not None and all(n not in ("", os.curdir, os.pardir) for n in names):
+        here = start
+        for name in names:
+            here = os.path.join(here, name)
+            if os.path.islink(here):
+                break
+        else:
+            return names
+    real, base = os.path.realpath(top), _realpath(start)
+    if real == base:
+        return []
+    # a folder the suite does not own: only its own content is audited
+    return real[len(base) + 1:].split(os.sep) if real.startswith(base + os.sep) else None
+
+
 def audit_state_folder(run_dir: Path, folder: Path, foreign: Sequence[str] = ()) -> list[str]:
-    """What breaks OWN-15 in ``folder`` (the driver's) and around it up to ``run_dir``."""
+    """What breaks OWN-15 in ``folder`` (the driver's) and around it up to ``run_dir``.
+
+    Runs after every story step and observation, so it works on path strings (``os.path``), not
+    ``pathlib`` objects: a quarter of a play's time went into ``Path.resolve`` and the path
+    objects of the walk."""
     problems: list[str] = []
-    try:
-        rel = folder.resolve().relative_to(run_dir.resolve())
-    except ValueError:
-        rel = None  # a folder the suite does not own: only its own content is audited
-    if rel is not None:
+    parts = _below(run_dir, folder)
+    if parts is not None:
         here = run_dir
-        for part in rel.parts:
+        for part in parts:
             try:
                 extra = sorted(n for n in os.listdir(here) if n != part)
             except OSError:
@@ -52,18 +85,21 @@ def audit_state_folder(run_dir: Path, folder: Path, foreign: Sequence[str] = ())
                 problems.append(f"{name!r} was written beside the driver's state folder, in "
                                 f"{here}: a driver keeps its state inside its folder")
             here = here / part
-    if not folder.exists():
+    top = os.fspath(folder)
+    if not os.path.exists(top):
         return problems
-    paths = [folder]
-    for dirpath, dirnames, filenames in os.walk(folder):
-        paths += [Path(dirpath) / name for name in sorted(dirnames) + sorted(filenames)]
+    paths = [top]
+    for dirpath, dirnames, filenames in os.walk(top):
+        paths += [os.path.join(dirpath, name) for name in sorted(dirnames) + sorted(filenames)]
     for path in paths:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             continue  # removed meanwhile
-        shown = "the state folder" if path == folder else \
-            f"{path.relative_to(folder)!s} in the state folder"
+        if not stat.S_ISLNK(st.st_mode) and not stat.S_IMODE(st.st_mode) & 0o077:
+            continue  # owner-only: the usual case, with nothing to say
+        shown = "the state folder" if path == top else \
+            f"{os.path.relpath(path, top)} in the state folder"
         if stat.S_ISLNK(st.st_mode):
             problems.append(f"{shown} is a symbolic link ({os.readlink(path)!r}): the "
                             "journal is a file of the owner-only folder")

@@ -207,7 +207,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError],
             needs.add(f"gpu-{raw['gpu']}")
     if any(s.gpu for s in sandboxes.values()):
         needs |= {"gpu", "gpu-host"}  # the driver's own request must start, whatever its style
-    if data.get("restart") == "anywhere":
+    if data.get("restart") == "anywhere":  # written out: a scenario about restarts
         needs.add("restart")
 
     expect = _expect(data["expect"], ("expect",), bound, sandboxes, lines, err)
@@ -241,7 +241,7 @@ def _build(data: Any, lines: Lines, source: str, out: list[ScenarioError],
         id=data["id"], title=data["title"], path=source, line=lines.line_of(("id",)),
         requirements=tuple(data["requirements"]), profile=data.get("profile", "core"),
         needs=frozenset(needs), marks=tuple(data.get("marks", ())),
-        restart=data.get("restart", "never"), max_observations=data.get("max_observations", 3),
+        restart=data.get("restart", "anywhere"), max_observations=data.get("max_observations", 3),
         sandboxes=sandboxes, story=tuple(steps), expect=expect, pinned=tuple(pinned),
         description=data.get("description", ""), reaches=tuple(data.get("reaches", ())))
     if story:

@@ -98,6 +98,8 @@ class Scenario:
     profile: str
     needs: frozenset[str]
     marks: tuple[str, ...]
+    #: ``anywhere`` (the default): exploration also restarts the driver at each gap, where the
+    #: driver can restart (``Mode.restarts``); ``never``: only where the story says so.
     restart: str
     max_observations: int
     sandboxes: Mapping[str, SandboxDecl]
