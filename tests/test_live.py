@@ -125,7 +125,7 @@ def factory(ctx):
 """
 
 #: What may keep a catalog item from running on Docker.
-SKIP_REASON = re.compile(r"lacks capabilities: [a-z-]+ \(|cannot be told a list order")
+SKIP_REASON = re.compile(r"lacks capabilities: [a-z-]+(, [a-z-]+)* \(|cannot be told a list order")
 
 
 # -- fixtures and helpers --------------------------------------------------------------------------

@@ -537,7 +537,9 @@ def test_json_report_for_a_broken_driver(pytester: pytest.Pytester, suite,
     handoff = report["scenarios"]["handoff"]
     assert handoff["outcome"] == "failed"
     item = handoff["items"]["scen/handoff.yaml::handoff[backup-first]"]
-    assert item["failed_schedule"] == "1-0.0.0.oo.0"
+    # The pinned backup-first (two polls after the clone), reduced to the one poll that still
+    # fails it (--sandbox-reduce=auto on the fake engine; tests/test_reduce.py).
+    assert item["failed_schedule"] == "1-0.0.0.o.0"
     assert "OWN-4" in item["broken"]
     assert report["requirements"]["OWN-4"]["outcome"] == "failed"
     assert report["requirements"]["OWN-1"]["outcome"] == "passed"
@@ -567,11 +569,12 @@ def test_failure_output_and_replay(pytester: pytest.Pytester, suite, broken_driv
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
-        "schedule:     1-0.0.0.oo.0 (pinned: backup-first)",
+        "schedule:     1-0.0.0.o.0",   # the pinned backup-first, reduced (tests/test_reduce.py)
         "requirements: OWN-4*broken",
         "FAILED ?OWN-4*? instance-matches-contract: *",
         "timeline:",
         "step 4: clone A as=B name=canonical gpu=cdi",
+        "(reduced in * plays from schedule 1-0.0.0.oo.0 (pinned backup-first)*",
         "replay:",
     ])
     assert "Traceback" not in out
@@ -580,12 +583,13 @@ def test_failure_output_and_replay(pytester: pytest.Pytester, suite, broken_driv
     # [PYTHONPATH=...] pytest|python -m pytest -p no:cacheprovider --sandbox-...
     start = argv.index("no:cacheprovider") - 1
     assert argv[start - 1] == "pytest" or argv[start - 2:start] == ["-m", "pytest"], argv
-    assert "--sandbox-schedule=handoff@backup-first" in argv
+    assert "--sandbox-schedule=handoff@1-0.0.0.o.0" in argv
     again = pytester.runpytest(*PLUGINS,
                                f"--sandbox-state-dir={sandbox_state_dir}", *argv[start + 2:])
     again.assert_outcomes(failed=1)
-    again.stdout.fnmatch_lines(["schedule:     1-0.0.0.oo.0 (pinned: backup-first)",
+    again.stdout.fnmatch_lines(["schedule:     1-0.0.0.o.0",
                                 "requirements: OWN-4*broken"])
+    assert "reduced in" not in again.stdout.str()  # nothing smaller fails it
 
     def failed_checks(text: str) -> list[str]:
         return [line for line in text.splitlines() if line.startswith("FAILED [")]
