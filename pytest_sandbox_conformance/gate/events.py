@@ -16,7 +16,7 @@ from .log import count
 from .buffers import EventStream
 from .policy import Policy, Request
 from .wire import (MAX_HEAD, ChunkedDecoder, EventLine, chunk, client_gone, final_status, header,
-                   send, shutdown, split_lines)
+                   receive, send, shutdown, split_lines)
 
 __all__ = ["EventServing"]
 
@@ -44,10 +44,7 @@ class EventServing(Policy):
         status = None
         head = rest = b""
         while status is None:
-            try:
-                data = upstream.recv(65536)
-            except OSError:
-                data = b""
+            data = receive(upstream)
             if not data:
                 break
             buf += data
@@ -109,10 +106,7 @@ class EventServing(Policy):
                         self._event_arrived(stream, EventLine.parse(line))
                     if decoder is not None and decoder.done:
                         break
-                try:
-                    data = upstream.recv(65536)
-                except OSError:
-                    break
+                data = receive(upstream)
                 if not data:
                     break
         finally:

@@ -11,7 +11,7 @@ import socket
 import threading
 
 from .policy import Policy, Request
-from .wire import MAX_HEAD, await_read, final_status, hijacked, pump, send, shutdown
+from .wire import MAX_HEAD, await_read, final_status, hijacked, pump, receive, send, shutdown
 
 __all__ = ["CLOSE_WAIT", "CONNECT_TIMEOUT", "LINGER", "PassThrough"]
 
@@ -73,10 +73,7 @@ class PassThrough(Policy):
                 if pending:
                     data, pending = pending, b""
                 else:
-                    try:
-                        data = upstream.recv(65536)
-                    except OSError:
-                        break
+                    data = receive(upstream)
                 if not data:
                     break
                 got_any = True

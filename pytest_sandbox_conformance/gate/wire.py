@@ -17,7 +17,7 @@ from dataclasses import dataclass
 __all__ = ["EVENTS_PATH", "LIST_PATH", "MAX_HEAD", "STREAM_PATH", "BadRequest", "ChunkedDecoder",
            "EventLine", "RequestHead", "await_read", "client_gone", "final_status", "hijacked",
            "is_event_stream", "is_stream", "json_answer", "linger", "parse_head", "pump",
-           "reorder", "send", "shutdown"]
+           "receive", "reorder", "send", "shutdown"]
 
 #: The path (query stripped) of a container-list request, with or without an API version and
 #: Podman's ``/libpod`` prefix.
@@ -385,6 +385,14 @@ def chunk(data: bytes) -> bytes:
 # -- sockets --------------------------------------------------------------------------------------
 
 
+def receive(sock: socket.socket) -> bytes:
+    """The next bytes from ``sock``; ``b""`` at its end or when it fails (a reset, a close)."""
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
 def send(sock: socket.socket, data: bytes) -> bool:
     try:
         sock.sendall(data)
@@ -435,10 +443,7 @@ def linger(sock: socket.socket, seconds: float) -> None:
 def pump(client: socket.socket, upstream: socket.socket) -> None:
     """Client to engine: request bodies and hijacked input; the client's EOF half-closes."""
     while True:
-        try:
-            data = client.recv(65536)
-        except OSError:
-            data = b""
+        data = receive(client)
         if not data:
             shutdown(upstream, socket.SHUT_WR)
             return
